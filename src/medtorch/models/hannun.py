@@ -1,0 +1,222 @@
+"""The 34-layer 1-D residual network of Hannun et al. 2019 (Nature Medicine) for single-lead ECG.
+
+Architecture as in the paper and its reference code (awni/ecg, ``network.py``), the same
+network as Rajpurkar et al. 2017: a first conv (32 filters, kernel 16) with BN-ReLU, then 16
+residual blocks of two convs each; every conv after the first is pre-activated
+(BN -> ReLU -> dropout -> conv; no dropout before a block's first conv, no BN-ReLU before
+block 0's first conv since the stem just applied them). Every other block subsamples by 2
+(its first conv has stride 2 and its shortcut is a max-pool of 2); the filter count starts
+at 32 and doubles every 4 blocks, the shortcut being zero-padded on the channel axis when it
+does. A final BN-ReLU closes the trunk. Hannun predicts one rhythm per 256-sample window;
+we classify a whole window or beat, so the trunk is followed by global average pooling over
+time and a linear head. Convs use TensorFlow-style 'same' padding (output ceil(T / stride)),
+so any length T works.
+
+Default: ~10.5M parameters (paper size). A CPU-friendly version is e.g.
+``create_model("hannun_resnet1d", 1, 5, base_filters=16, n_blocks=8)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medtorch.errors import ModelError, fmt
+from medtorch.models.registry import ModelExample, register_model
+
+
+class SameConv1d(nn.Conv1d):
+    """Conv1d with TensorFlow 'same' padding: output length ceil(T / stride) for any T and kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, t = self.kernel_size[0], self.stride[0], x.shape[-1]
+        total = max((-(-t // s) - 1) * s + k - t, 0)
+        x = F.pad(x, (total // 2, total - total // 2))  # TF puts the extra sample on the right
+        return super().forward(x)  # (N, C_out, ceil(T / s))
+
+
+class HannunBlock(nn.Module):
+    """Pre-activation residual block: [BN-ReLU-(dropout)-conv] x 2 + max-pool / zero-pad shortcut."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        dropout: float,
+        first: bool,
+        shortcut: str,
+    ) -> None:
+        super().__init__()
+        # Block 0's first conv directly follows the stem's BN-ReLU, so it is not pre-activated.
+        self.pre1 = nn.Identity() if first else nn.Sequential(nn.BatchNorm1d(c_in), nn.ReLU())
+        self.conv1 = SameConv1d(c_in, c_out, kernel_size, stride)
+        self.pre2 = nn.Sequential(nn.BatchNorm1d(c_out), nn.ReLU(), nn.Dropout(dropout))
+        self.conv2 = SameConv1d(c_out, c_out, kernel_size)
+        self.pool = nn.MaxPool1d(stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.c_pad = c_out - c_in
+        self.proj: nn.Module | None = None
+        if self.c_pad and shortcut == "conv":  # an option; the paper zero-pads
+            self.proj = nn.Conv1d(c_in, c_out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        short = self.pool(x)  # (N, C_in, ceil(T / stride))
+        if self.proj is not None:
+            short = self.proj(short)  # (N, C_out, T')
+        elif self.c_pad:
+            short = F.pad(short, (0, 0, 0, self.c_pad))  # zero channels: (N, C_out, T')
+        out = self.conv1(self.pre1(x))  # (N, C_out, ceil(T / stride))
+        out = self.conv2(self.pre2(out))
+        return out + short
+
+
+@dataclass(frozen=True)
+class HannunConfig:
+    n_inputs: int
+    n_classes: int
+    base_filters: int = 32
+    n_blocks: int = 16
+    kernel_size: int = 16
+    dropout: float = 0.2
+    subsample_every: int = 2
+    double_every: int = 4
+    shortcut: str = "zeropad"  # or "conv" (1x1 projection when channels increase)
+
+    def filters(self, index: int) -> int:
+        return self.base_filters * 2 ** (index // self.double_every)
+
+    def stride(self, index: int) -> int:
+        # blocks 1, 3, 5, ... subsample for subsample_every=2, as in awni/ecg [1, 2, 1, 2, ...]
+        return 2 if index % self.subsample_every == self.subsample_every - 1 else 1
+
+
+class HannunResNet1d(nn.Module):
+    """Hannun et al. 2019 residual trunk + global average pooling + linear head (x: (N, C, T))."""
+
+    def __init__(self, cfg: HannunConfig, n_extra: int = 0) -> None:
+        super().__init__()
+        _validate(cfg)
+        self.cfg = cfg
+        self.stem = nn.Sequential(
+            SameConv1d(cfg.n_inputs, cfg.base_filters, cfg.kernel_size),
+            nn.BatchNorm1d(cfg.base_filters),
+            nn.ReLU(),
+        )
+        blocks, c_in = [], cfg.base_filters
+        for i in range(cfg.n_blocks):
+            c_out = cfg.filters(i)
+            blocks.append(
+                HannunBlock(
+                    c_in,
+                    c_out,
+                    cfg.kernel_size,
+                    cfg.stride(i),
+                    cfg.dropout,
+                    first=i == 0,
+                    shortcut=cfg.shortcut,
+                )
+            )
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.post = nn.Sequential(nn.BatchNorm1d(c_in), nn.ReLU())
+        self.n_features = c_in
+        self.head = nn.Linear(c_in + n_extra, cfg.n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)  # (N, C, T) -> (N, F0, T)
+        x = self.post(self.blocks(x))  # (N, F_last, T / 2**(n_blocks // subsample_every))
+        return x.mean(dim=-1)  # (N, F_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (N, n_classes)
+
+
+class HannunResNet1dRR(HannunResNet1d):
+    """Hannun trunk on the beat/window plus a small MLP on RR-interval features, concatenated."""
+
+    def __init__(self, cfg: HannunConfig, n_rr: int = 4, rr_hidden: int = 16) -> None:
+        super().__init__(cfg, n_extra=rr_hidden)
+        self.rr_mlp = nn.Sequential(nn.Linear(n_rr, rr_hidden), nn.ReLU())
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        feat = torch.cat([self.features(x), self.rr_mlp(rr)], dim=1)  # (N, F_last + rr_hidden)
+        return self.head(feat)  # (N, n_classes)
+
+
+def _validate(cfg: HannunConfig) -> None:
+    for key in ("base_filters", "n_blocks", "kernel_size", "subsample_every", "double_every"):
+        value = getattr(cfg, key)
+        if not isinstance(value, int) or value < 1:
+            raise ModelError(fmt("a positive int", value, f"model.params.{key}", "use e.g. 16"))
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ModelError(
+            fmt("a dropout in [0, 1)", cfg.dropout, "model.params.dropout", "use e.g. 0.2")
+        )
+    if cfg.shortcut not in ("zeropad", "conv"):
+        raise ModelError(
+            fmt("'zeropad' or 'conv'", cfg.shortcut, "model.params.shortcut", "pick one")
+        )
+
+
+_SMALL = {"base_filters": 8, "n_blocks": 4, "kernel_size": 7, "dropout": 0.0}
+
+
+@register_model("hannun_resnet1d", example=ModelExample(shapes=((1, 64),), params=_SMALL))
+def hannun_resnet1d(
+    n_inputs: int,
+    n_classes: int,
+    base_filters: int = 32,
+    n_blocks: int = 16,
+    kernel_size: int = 16,
+    dropout: float = 0.2,
+    subsample_every: int = 2,
+    double_every: int = 4,
+    shortcut: str = "zeropad",
+) -> HannunResNet1d:
+    """Hannun et al. 2019 34-layer ECG ResNet (16 blocks, kernel 16), global pooling head."""
+    return HannunResNet1d(
+        HannunConfig(
+            n_inputs,
+            n_classes,
+            base_filters,
+            n_blocks,
+            kernel_size,
+            dropout,
+            subsample_every,
+            double_every,
+            shortcut,
+        )
+    )
+
+
+@register_model("hannun_resnet1d_rr", example=ModelExample(shapes=((1, 64), (4,)), params=_SMALL))
+def hannun_resnet1d_rr(
+    n_inputs: int,
+    n_classes: int,
+    n_rr: int = 4,
+    rr_hidden: int = 16,
+    base_filters: int = 32,
+    n_blocks: int = 16,
+    kernel_size: int = 16,
+    dropout: float = 0.2,
+    subsample_every: int = 2,
+    double_every: int = 4,
+    shortcut: str = "zeropad",
+) -> HannunResNet1dRR:
+    """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr)."""
+    cfg = HannunConfig(
+        n_inputs,
+        n_classes,
+        base_filters,
+        n_blocks,
+        kernel_size,
+        dropout,
+        subsample_every,
+        double_every,
+        shortcut,
+    )
+    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden)
