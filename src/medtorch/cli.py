@@ -1,0 +1,195 @@
+"""Command line: ``medtorch data | train | evaluate | predict | demo | models | recipes``.
+
+User mistakes print one line (``error: ...``) and exit with code 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from medtorch import __version__
+from medtorch.errors import MedtorchError
+
+log = logging.getLogger("medtorch")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="medtorch", description="Deep learning on healthcare data.")
+    p.add_argument("--version", action="version", version=f"medtorch {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--data-dir", help="data folder (else $MEDTORCH_DATA, else the user cache folder)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="list, describe, verify or fetch datasets")
+    dsub = d.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
+    dsub.add_parser("list", help="known datasets and whether they are present")
+    for name, help_ in (("info", "everything about one dataset"), ("verify", "check sha256 checksums"),
+                        ("fetch", "download from the publisher and verify")):
+        sp = dsub.add_parser(name, help=help_)
+        sp.add_argument("name")
+
+    t = sub.add_parser("train", help="train a recipe and write a run folder")
+    t.add_argument("recipe", nargs="?", help="recipe file or name (see `medtorch recipes`)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set trainer.max_epochs=3 (repeatable)")
+    t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
+
+    e = sub.add_parser("evaluate", help="re-score a run's best checkpoint on its test split")
+    e.add_argument("run_dir")
+
+    pr = sub.add_parser("predict", help="predict with a trained run")
+    pr.add_argument("run_dir")
+    pr.add_argument("input", help="CSV of signals / svmlight file / WFDB record path (without extension)")
+    pr.add_argument("--out", required=True, help="output CSV")
+
+    dm = sub.add_parser("demo", help="train the seizure CNN on the bundled UCI data and write a report")
+    dm.add_argument("--out", default="runs")
+    dm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    sub.add_parser("models", help="list registered models")
+    sub.add_parser("recipes", help="list recipes")
+    sub.add_parser("tasks", help="list tasks")
+    return p
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from medtorch.data import registry
+    from medtorch.data.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.data_cmd == "list":
+        print(registry.format_list(data_dir))
+        return 0
+    if args.data_cmd == "info":
+        print(registry.format_info(args.name, data_dir))
+        return 0
+    if args.data_cmd == "verify":
+        rows = registry.verify(args.name, data_dir)
+        bad = [r for r in rows if not r[1]]
+        for f, ok, reason in rows:
+            if not ok:
+                print(f"FAIL {f}: {reason}")
+        print(f"{args.name}: {len(rows) - len(bad)}/{len(rows)} files OK in {data_dir}")
+        if bad:
+            raise MedtorchError(f"expected matching checksums, got {len(bad)} bad or missing file(s) in "
+                                f"{data_dir / registry.get_dataset(args.name).folder}; "
+                                f"re-fetch with `medtorch data fetch {args.name}`")
+        return 0
+    registry.fetch(args.name, data_dir)
+    print(f"{args.name}: fetched and verified in {data_dir}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from medtorch.config import load_config
+    from medtorch.pipeline import train_run
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        src = run_dir / "config.yaml"
+        if not src.is_file():
+            raise MedtorchError(f"expected config.yaml in the run folder, got {str(run_dir)!r} without it in "
+                                "--resume; pass a folder written by `medtorch train`")
+        cfg = load_config(src, args.overrides)
+    else:
+        if not args.recipe:
+            raise MedtorchError("expected a recipe, got none in `medtorch train`; e.g. medtorch train lab2_seizure_cnn")
+        cfg = load_config(args.recipe, args.overrides)
+    run_dir = train_run(cfg, Path(args.out), args.data_dir, resume_dir=Path(args.resume) if args.resume else None)
+    _summary(run_dir)
+    return 0
+
+
+def _summary(run_dir: Path) -> None:
+    import json
+
+    m = json.loads((run_dir / "metrics.json").read_text())
+    overall = m["test"]["overall"]
+    parts = []
+    for k in ("accuracy", "balanced_accuracy", "auroc", "auprc"):
+        v = overall.get(k, {})
+        if v.get("value") is not None:
+            lo, hi = v.get("ci") or (None, None)
+            ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
+            parts.append(f"{k} {v['value']:.3f}{ci}")
+    print("test: " + ", ".join(parts))
+    if m.get("leakage_note"):
+        print(f"note: {m['leakage_note']}")
+    print(f"run folder: {run_dir}")
+    print(f"report: {run_dir / 'report.html'}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from medtorch.config import load_config
+    from medtorch.pipeline import train_run
+
+    cfg = load_config("lab2_seizure_cnn", ["name=demo_seizure_cnn", *args.overrides])
+    run_dir = train_run(cfg, Path(args.out), None, bundled=True)
+    _summary(run_dir)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medtorch.pipeline import evaluate_run
+
+    evaluate_run(Path(args.run_dir), args.data_dir)
+    _summary(Path(args.run_dir))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from medtorch.predict import predict_to_csv
+
+    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out))
+    print(msg)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.cmd == "models":
+        from medtorch.models import list_models
+        from medtorch.models.registry import model_info
+
+        for name in list_models():
+            print(f"{name:24s} {model_info(name)}")
+    elif args.cmd == "recipes":
+        from medtorch.recipes import list_recipes
+
+        print("\n".join(list_recipes()))
+    else:
+        from medtorch.data.tasks.registry import list_tasks
+
+        print("\n".join(list_tasks()))
+    return 0
+
+
+COMMANDS = {"data": _cmd_data, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
+            "demo": _cmd_demo, "models": _cmd_list, "recipes": _cmd_list, "tasks": _cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        return COMMANDS[args.cmd](args)
+    except MedtorchError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a run can be continued with `medtorch train --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

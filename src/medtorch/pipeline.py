@@ -1,0 +1,246 @@
+"""One run, end to end: recipe -> task -> split -> normalise -> model -> trainer -> metrics -> report.
+
+Every stage writes what it did into the run folder, so a run can be audited and
+resumed from the folder alone:
+
+    config.yaml  cohort.json  splits.json  normalizer.json  model.json
+    history.csv  checkpoints/{best,last}.pt  metrics.json  predictions_test.csv
+    *.png  report.html
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from medtorch.config import RunConfig, dump_config, load_config
+from medtorch.data import tasks as _tasks  # noqa: F401  (registers the tasks)
+from medtorch.data.dataset import ArrayDataset
+from medtorch.data.paths import resolve_data_dir
+from medtorch.data.preprocess import Normalizer, fit_normalizer
+from medtorch.data.splits import describe_split, make_split, write_split
+from medtorch.data.tasks.registry import build_task
+from medtorch.errors import ConfigError, MedtorchError
+from medtorch.models import create_model
+from medtorch.models.registry import get_factory
+
+log = logging.getLogger("medtorch")
+
+ECG_BEAT_TASKS = ("mitdb_aami_beats",)
+
+
+@dataclass
+class Prepared:
+    """A task's dataset split into partitions and normalised with train-only statistics."""
+
+    dataset: ArrayDataset
+    parts: dict[str, ArrayDataset]
+    split_info: dict[str, Any]
+    normalizer: Normalizer
+
+
+def _json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_to_builtin))
+
+
+def _to_builtin(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = out / f"{name}-{stamp}"
+    k = 1
+    while run_dir.exists():
+        k += 1
+        run_dir = out / f"{name}-{stamp}-{k}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def task_data_dir(cfg: RunConfig, data_dir: str | Path | None, bundled: bool = False) -> Path | None:
+    """The data folder a task reads from; None means the task's bundled copy (demo)."""
+    if bundled:
+        return None
+    return resolve_data_dir(cfg.data.data_dir or (str(data_dir) if data_dir else None))
+
+
+def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
+    """Build the task's samples, split them, audit leakage, fit the normaliser on train only."""
+    ds = build_task(cfg.task.name, data_dir, cfg.task.params)
+    split = make_split(ds, cfg.split)
+    info = describe_split(ds, split, cfg.split)
+    norm = fit_normalizer(cfg.preprocess.normalize, ds.inputs["x"][split["train"]])
+    parts = {}
+    for name, idx in split.items():
+        part = ds.subset(idx)
+        part.inputs["x"] = norm.transform(part.inputs["x"])
+        parts[name] = part
+    return Prepared(ds, parts, info, norm)
+
+
+def shape_hints(ds: ArrayDataset) -> dict[str, int]:
+    """Shapes a model factory may need: n_inputs (features or channels), n_times, n_rr."""
+    x = ds.inputs["x"]
+    hints = {"n_inputs": int(x.shape[1])}
+    if x.ndim == 3:
+        hints["n_times"] = int(x.shape[2])
+    if "rr" in ds.inputs:
+        hints["n_rr"] = int(ds.inputs["rr"].shape[1])
+    return hints
+
+
+def build_model(name: str, params: dict[str, Any], hints: dict[str, int], n_classes: int):
+    """Create a registered model, passing only the shape hints its factory accepts."""
+    sig = inspect.signature(get_factory(name))
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    kwargs = {k: v for k, v in hints.items() if k == "n_inputs" or takes_any or k in sig.parameters}
+    for k in params:
+        if k in ("n_inputs", "n_classes"):
+            raise ConfigError(f"expected shapes to be derived from the data, got {k!r} in model.params; "
+                              "remove it (medtorch sets it from the dataset)")
+    kwargs.update(params)
+    return create_model(name, n_classes=n_classes, **kwargs)
+
+
+def _predictions_csv(path: Path, ds: ArrayDataset, proba: np.ndarray) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample_id", "group", "y_true", "y_pred", *[f"p_{c}" for c in ds.class_names]])
+        pred = proba.argmax(1)
+        assert ds.sample_ids is not None
+        for sid, g, yt, yp, p in zip(ds.sample_ids, ds.groups, ds.y, pred, proba):
+            w.writerow([sid, g, int(yt), int(yp), *[f"{v:.6g}" for v in p]])
+
+
+def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]:
+    """Clinical metrics with bootstrap CIs; whole groups are resampled when the split is grouped."""
+    from medtorch.metrics import aami_report, evaluate
+
+    groups = ds.groups if cfg.split.grouped or cfg.split.method == "protocol" else None
+    out = evaluate(ds.y, proba, ds.class_names, groups=groups, n_bootstrap=cfg.eval.n_bootstrap,
+                   ci_level=cfg.eval.ci_level, seed=cfg.eval.seed)
+    if cfg.task.name in ECG_BEAT_TASKS:
+        out["aami"] = aami_report(ds.y, proba.argmax(1), class_names=tuple(ds.class_names), groups=groups,
+                                  n_bootstrap=cfg.eval.n_bootstrap, ci_level=cfg.eval.ci_level,
+                                  seed=cfg.eval.seed)
+    return out
+
+
+def train_run(cfg: RunConfig, out: Path, data_dir: str | Path | None = None, *,
+              resume_dir: Path | None = None, bundled: bool = False) -> Path:
+    """Train one recipe and write a complete run folder; returns its path."""
+    from medtorch.train.trainer import Trainer
+
+    t0 = time.perf_counter()
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise ConfigError(f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
+                              "pass a folder written by `medtorch train`")
+    else:
+        run_dir = new_run_dir(Path(out), cfg.name)
+    dump_config(cfg, run_dir / "config.yaml")
+    ddir = task_data_dir(cfg, data_dir, bundled)
+    prep = prepare(cfg, ddir)
+    write_split(run_dir / "splits.json", prep.split_info)
+    _json(run_dir / "cohort.json", {**prep.dataset.meta.get("cohort", {}), "task": cfg.task.name,
+                                     "source": prep.dataset.meta.get("source"),
+                                     "group_unit": prep.dataset.meta.get("group_unit")})
+    _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
+    if note := prep.split_info.get("leakage_note"):
+        log.warning(note)
+
+    train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
+    hints = shape_hints(train)
+    _json(run_dir / "model.json", {"name": cfg.model.name, "params": cfg.model.params, "hints": hints,
+                                    "class_names": train.class_names,
+                                    "inputs": list(train.inputs)})
+    model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
+    trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
+    trainer.fit(train, valid, resume=resume_dir is not None)
+    fit_s = time.perf_counter() - t0
+
+    metrics: dict[str, Any] = {"run": run_dir.name, "fit_wall_s": round(fit_s, 2),
+                               "best_epoch": trainer.best_epoch,
+                               "leakage_note": prep.split_info.get("leakage_note")}
+    for name, part in (("valid", valid), ("test", test)):
+        proba = trainer.predict_proba(part, checkpoint="best")
+        metrics[name] = score(cfg, part, proba)
+        if name == "test":
+            _predictions_csv(run_dir / "predictions_test.csv", part, proba)
+    _json(run_dir / "metrics.json", metrics)
+    from medtorch.report.html import write_report
+
+    write_report(run_dir)
+    return run_dir
+
+
+def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    run_dir = Path(run_dir)
+    for f in ("config.yaml", "model.json", "normalizer.json"):
+        if not (run_dir / f).is_file():
+            raise ConfigError(f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
+                              "pass a folder written by `medtorch train`")
+    cfg = load_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    return cfg, json.loads((run_dir / "model.json").read_text())
+
+
+def restore_model(run_dir: Path, checkpoint: str = "best"):
+    """Rebuild a run's model and load its checkpoint weights (CPU)."""
+    import torch
+
+    cfg, spec = load_run(run_dir)
+    model = build_model(spec["name"], spec["params"], spec["hints"], len(spec["class_names"]))
+    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
+    if not path.is_file():
+        raise ConfigError(f"expected a checkpoint at {path}, got none; train the run first")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return cfg, spec, model
+
+
+def evaluate_run(run_dir: Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Re-score a finished run's best checkpoint on its own test split and rewrite its report."""
+    from medtorch.train.trainer import Trainer
+
+    run_dir = Path(run_dir)
+    cfg, spec = load_run(run_dir)
+    bundled = (json.loads((run_dir / "cohort.json").read_text()).get("source") or "").startswith("bundled")
+    prep = prepare(cfg, task_data_dir(cfg, data_dir, bundled))
+    saved = json.loads((run_dir / "splits.json").read_text())
+    saved_test = saved.get("partitions", {}).get("test", {}).get("sample_ids")
+    test = prep.parts["test"]
+    if saved_test is not None and list(map(str, saved_test)) != list(map(str, test.sample_ids)):
+        raise MedtorchError(f"expected the test split recorded in {run_dir / 'splits.json'}, got a different one "
+                            "from the data now; check that the data files have not changed (medtorch data verify)")
+    _, _, model = restore_model(run_dir)
+    trainer = Trainer(model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None,
+                      test.class_names)
+    proba = trainer.predict_proba(test, checkpoint=None)
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    metrics["test"] = score(cfg, test, proba)
+    metrics["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _json(run_dir / "metrics.json", metrics)
+    _predictions_csv(run_dir / "predictions_test.csv", test, proba)
+    from medtorch.report.html import write_report
+
+    write_report(run_dir)
+    return metrics
