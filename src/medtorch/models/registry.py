@@ -152,6 +152,6 @@ def create_model(name: str, n_inputs: int, n_classes: int, **params: Any) -> nn.
                 f"valid parameters for model {name!r}",
                 params,
                 "model.params",
-                f"fix the value ({exc})",
+                f"fix the value ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
             )
         ) from None
