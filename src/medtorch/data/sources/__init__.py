@@ -1,0 +1,1 @@
+"""Readers, one module per source format (uci_seizure, svmlight, wfdb...)."""

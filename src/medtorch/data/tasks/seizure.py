@@ -1,0 +1,69 @@
+"""Seizure tasks on the UCI Epileptic Seizure Recognition data (one-second EEG chunks).
+
+Groups are the 500 source recordings: the 23 chunks of a recording are not independent,
+so ``split: by_recording`` keeps them on one side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medtorch.data.dataset import ArrayDataset
+from medtorch.data.sources.uci_seizure import SFREQ_HZ, bundled_file, read_uci_seizure
+from medtorch.data.tasks.registry import register_task
+
+CLASS_NAMES_5 = ["seizure", "tumour_area", "healthy_area", "eyes_closed", "eyes_open"]
+_FILE = Path("uci_epileptic_seizure") / "data.csv.gz"
+
+
+def _source(data_dir: Path | None, path: str | Path | None) -> tuple[Path, str]:
+    if path is not None:
+        return Path(path), str(path)
+    if data_dir is not None and (Path(data_dir) / _FILE).is_file():
+        return Path(data_dir) / _FILE, str(Path(data_dir) / _FILE)
+    return bundled_file(), "bundled: medtorch/data/bundled/uci_epileptic_seizure.csv.gz"
+
+
+def _dataset(data_dir: Path | None, path: str | Path | None, binary: bool) -> ArrayDataset:
+    file, source = _source(data_dir, path)
+    X, y_raw, ids, recording, _ = read_uci_seizure(file)
+    if binary:
+        y, names = (y_raw == 1).astype(np.int64), ["non_seizure", "seizure"]
+    else:
+        y, names = y_raw - 1, list(CLASS_NAMES_5)
+    counts = np.bincount(y, minlength=len(names))
+    return ArrayDataset(
+        inputs={"x": X[:, None, :]},  # (N, 1, 178): one EEG channel
+        y=y,
+        groups=recording,
+        class_names=names,
+        sample_ids=ids,
+        meta={
+            "source": source,
+            "dataset": "uci_epileptic_seizure",
+            "sfreq_hz": SFREQ_HZ,
+            "group_unit": "recording",
+            "label_source": "UCI y (1 seizure, 2 tumour area, 3 healthy area, 4 eyes closed, "
+            "5 eyes open)" + ("; seizure = y==1" if binary else "; class = y-1"),
+            "cohort": {
+                "rows_read": len(y),
+                "rows_dropped": {},
+                "class_counts": {n: int(c) for n, c in zip(names, counts)},
+                "n_groups": len(np.unique(recording)),
+            },
+        },
+    )
+
+
+@register_task("seizure_5class")
+def seizure_5class(data_dir: Path | None = None, path: str | None = None) -> ArrayDataset:
+    """UCI seizure, 5 classes (seizure, tumour area, healthy area, eyes closed, eyes open)."""
+    return _dataset(data_dir, path, binary=False)
+
+
+@register_task("seizure_binary")
+def seizure_binary(data_dir: Path | None = None, path: str | None = None) -> ArrayDataset:
+    """UCI seizure, seizure (y=1) vs all other classes."""
+    return _dataset(data_dir, path, binary=True)
