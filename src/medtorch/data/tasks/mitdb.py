@@ -1,0 +1,421 @@
+"""MIT-BIH Arrhythmia Database tasks: AAMI beat classes and AF rhythm windows.
+
+``mitdb_aami_beats``: one sample per annotated beat, a window of the (filtered) lead around
+the R peak as ``x`` (N, 1, T) and RR-interval features as ``rr`` (N, 4), labelled with
+the five AAMI EC57 classes. ``mitdb_af_windows``: fixed non-overlapping windows labelled
+AF/AFL or other from the rhythm annotations. Named split ``mitdb_ds1_ds2`` is the
+inter-patient protocol of de Chazal et al. (2004).
+
+The beat and window builders (:func:`rr_features`, :func:`beat_inputs`,
+:func:`af_window_inputs`) are shared with :mod:`medtorch.ecg.predict`, so inference on a
+new record builds exactly the training inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medtorch.config import SplitConfig
+from medtorch.data.dataset import ArrayDataset
+from medtorch.data.signal import clean_ecg, resample
+from medtorch.data.sources.wfdb_reader import read_annotations, read_record
+from medtorch.data.splits import register_protocol
+from medtorch.data.tasks.registry import register_task
+from medtorch.errors import ConfigError, DataError, SplitError
+
+# AAMI EC57:1998/(R)2008 beat classes from MIT-BIH beat symbols, as used by de Chazal,
+# O'Dwyer & Reilly, IEEE TBME 51(7):1196-1206 (2004), Table I.
+AAMI_MAP: dict[str, str] = {
+    "N": "N", "L": "N", "R": "N", "e": "N", "j": "N",  # normal, bundle branch blocks, escapes
+    "A": "S", "a": "S", "J": "S", "S": "S",  # supraventricular ectopic
+    "V": "V", "E": "V",  # ventricular ectopic
+    "F": "F",  # fusion of ventricular and normal
+    "/": "Q", "f": "Q", "Q": "Q",  # paced, fusion of paced and normal, unclassifiable
+}  # fmt: skip
+AAMI_CLASSES = ["N", "S", "V", "F", "Q"]
+# WFDB's isqrs() beat codes: every QRS complex, used for RR intervals (AAMI-mapped or not).
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+
+# de Chazal et al. 2004 inter-patient split; the four paced records are left out.
+DS1 = ("101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124",
+       "201", "203", "205", "207", "208", "209", "215", "220", "223", "230")  # fmt: skip
+DS2 = ("100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210", "212",
+       "213", "214", "219", "221", "222", "228", "231", "232", "233", "234")  # fmt: skip
+PACED = ("102", "104", "107", "217")
+ALL_RECORDS = tuple(sorted(DS1 + DS2 + PACED))
+RR_FEATURES = ["prev_rr_s", "next_rr_s", "local_rr_s", "record_rr_s"]
+AF_RHYTHMS = frozenset({"(AFIB", "(AFL"})
+INTRA_PATIENT_WARNING = "intra-patient split: beats of one record in train and test; optimistic"
+
+
+def mitdb_dir(data_dir: Path | str | None) -> Path:
+    """``<data_dir>/mitdb``, or ``data_dir`` itself when it holds the records."""
+    if data_dir is None:
+        raise ConfigError(
+            "expected a data dir holding mitdb/, got None in --data-dir; "
+            "set MEDTORCH_DATA or pass --data-dir"
+        )
+    root = Path(data_dir)
+    for cand in (root / "mitdb", root):
+        if (cand / "100.hea").is_file() or (cand / "RECORDS").is_file():
+            return cand
+    raise DataError(
+        f"expected MIT-BIH records (100.hea, ...), got none in {root}/mitdb; "
+        "run `medtorch data fetch mitdb` or point --data-dir at them"
+    )
+
+
+def select_lead(sig_names: Sequence[str], lead: str) -> tuple[int, str]:
+    """Index and name of ``lead``, else of the first channel (102/104 have no MLII: V5)."""
+    names = list(sig_names)
+    i = names.index(lead) if lead in names else 0
+    return i, names[i]
+
+
+def rr_features(beat_samples: np.ndarray, fs_hz: float, n_local: int = 10) -> np.ndarray:
+    """RR features (seconds) of every beat, (N, 4): previous, next, local and record mean.
+
+    ``beat_samples``: sorted sample indices of ALL beats of a record (any beat class).
+    The local mean is over the ``n_local`` RR intervals ending at the beat (fewer at the
+    start). The first beat's previous RR is its next RR and vice versa for the last beat.
+
+    >>> rr_features(np.array([0, 360, 720, 1260]), 360.0, n_local=2)[:, :3].tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.5, 1.0], [1.5, 1.5, 1.25]]
+    """
+    s = np.asarray(beat_samples, dtype=np.float64)
+    n = len(s)
+    if n < 2:
+        return np.zeros((n, 4), dtype=np.float32)
+    rr = np.diff(s) / fs_hz  # (N-1,) interval i is between beats i and i+1
+    prev = np.concatenate([rr[:1], rr])
+    nxt = np.concatenate([rr, rr[-1:]])
+    csum = np.concatenate([[0.0], np.cumsum(prev)])
+    lo = np.maximum(np.arange(n) + 1 - n_local, 0)
+    local = (csum[1:] - csum[lo]) / (np.arange(n) + 1 - lo)
+    rec = np.full(n, rr.mean())
+    return np.stack([prev, nxt, local, rec], axis=1).astype(np.float32)
+
+
+def window_bounds(window_s: Sequence[float], fs_hz: float) -> tuple[int, int]:
+    """Samples before and after the R peak of a beat window (the R peak is sample n_before)."""
+    if len(window_s) != 2 or min(window_s) < 0 or sum(window_s) <= 0:
+        raise ConfigError(
+            f"expected window_s = (seconds before, seconds after) >= 0, got "
+            f"{list(window_s)} in task.params.window_s; e.g. [0.25, 0.45]"
+        )
+    return round(window_s[0] * fs_hz), round(window_s[1] * fs_hz)
+
+
+def beat_inputs(
+    lead: np.ndarray, fs_hz: float, beat_samples: np.ndarray, window_s: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows and RR features of beats of one conditioned lead.
+
+    Returns ``x`` (K, 1, T) float32, ``rr`` (K, 4) float32 and ``kept`` (K,) indices into
+    ``beat_samples`` of the beats whose window lies inside the record. RR features use all
+    beats (computed before dropping any).
+    """
+    before, after = window_bounds(window_s, fs_hz)
+    s = np.asarray(beat_samples, dtype=np.int64)
+    rr = rr_features(s, fs_hz)
+    kept = np.flatnonzero((s - before >= 0) & (s + after <= lead.shape[-1]))
+    idx = s[kept, None] + np.arange(-before, after)[None, :]  # (K, T)
+    x = lead[idx][:, None, :].astype(np.float32)  # (K, 1, T)
+    return x, rr[kept], kept
+
+
+def _read_lead(stem: Path, lead: str, fs_hz: float, filter: bool) -> tuple[np.ndarray, float, str]:
+    rec = read_record(stem)
+    i, used = select_lead(rec.sig_names, lead)
+    sig = rec.signal[i]
+    if filter:  # filter the whole lead once, at the native rate
+        sig = clean_ecg(sig, rec.fs_hz)
+    if fs_hz != rec.fs_hz:
+        sig = resample(sig, rec.fs_hz, fs_hz)
+    return sig, rec.fs_hz, used
+
+
+def _record_beats(args: tuple[Path, str, float, tuple[float, float], bool]) -> dict[str, Any]:
+    stem, lead, fs_hz, window_s, filter = args
+    sig, fs_in, used = _read_lead(stem, lead, fs_hz, filter)
+    ann = read_annotations(stem, fs_hz=fs_in)
+    is_beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
+    samples = np.round(ann.sample[is_beat] * (fs_hz / fs_in)).astype(np.int64)
+    symbols = ann.symbol[is_beat]
+    x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s)
+    classes = np.array(
+        [AAMI_CLASSES.index(AAMI_MAP[s]) if s in AAMI_MAP else -1 for s in symbols[kept]],
+        dtype=np.int64,
+    )
+    labelled = classes >= 0
+    return {
+        "x": x[labelled],
+        "rr": rr[labelled],
+        "y": classes[labelled],
+        "sample": ann.sample[is_beat][kept][labelled],
+        "lead": used,
+        "n_beats": int(is_beat.sum()),
+        "n_non_beat": int((~is_beat).sum()),
+        "n_off_edge": int(len(samples) - len(kept)),
+        "n_no_aami": int((~labelled).sum()),
+    }
+
+
+def extract_beats(
+    record_dir: Path | str,
+    records: Sequence[str],
+    lead: str = "MLII",
+    fs_hz: float = 360.0,
+    window_s: Sequence[float] = (0.25, 0.45),
+    filter: bool = True,
+    n_workers: int | None = None,
+) -> dict[str, Any]:
+    """Beat windows, RR features and AAMI labels of ``records`` (vectorised per record).
+
+    Default window: 0.25 s before to 0.45 s after the R peak (252 samples at 360 Hz),
+    long enough for the P wave (PR <= 0.2 s) and the T wave (QT ~0.4 s) that separate
+    S and V beats from N. ``filter``: baseline removal + 60 Hz notch on the whole lead.
+    Returns arrays ``x``, ``rr``, ``y``, ``record``, ``sample`` and per-record ``stats``.
+    """
+    record_dir = Path(record_dir)
+    window = (float(window_s[0]), float(window_s[1]))
+    window_bounds(window, fs_hz)
+    jobs = [(record_dir / str(r), lead, float(fs_hz), window, filter) for r in records]
+    workers = n_workers if n_workers is not None else min(2, os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_record_beats, jobs))
+    else:
+        results = [_record_beats(j) for j in jobs]
+    before, after = window_bounds(window, fs_hz)
+    empty_x = np.zeros((0, 1, before + after), np.float32)
+    return {
+        "x": np.concatenate([r["x"] for r in results]) if results else empty_x,
+        "rr": np.concatenate([r["rr"] for r in results]) if results else np.zeros((0, 4)),
+        "y": np.concatenate([r["y"] for r in results]) if results else np.zeros(0, np.int64),
+        "record": np.concatenate(
+            [np.full(len(r["y"]), str(rec)) for rec, r in zip(records, results)]
+        )
+        if results
+        else np.zeros(0, str),
+        "sample": np.concatenate([r["sample"] for r in results]) if results else np.zeros(0),
+        "stats": {
+            str(rec): {k: v for k, v in r.items() if k not in ("x", "rr", "y", "sample")}
+            for rec, r in zip(records, results)
+        },
+    }
+
+
+def _check_records(records: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    recs = [str(r) for r in (records if records is not None else default)]
+    bad = [r for r in recs if r not in ALL_RECORDS]
+    if bad:
+        raise ConfigError(
+            f"expected MIT-BIH record names such as '100', got {bad} in "
+            "task.params.records; use names from the database's RECORDS file"
+        )
+    return recs
+
+
+@register_task("mitdb_aami_beats")
+def mitdb_aami_beats(
+    data_dir: Path | None,
+    records: Sequence[str] | None = None,
+    lead: str = "MLII",
+    fs_hz: float = 360.0,
+    window_s: Sequence[float] = (0.25, 0.45),
+    filter: bool = True,
+    exclude_paced: bool = True,
+) -> ArrayDataset:
+    """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4)."""
+    root = mitdb_dir(data_dir)
+    recs = _check_records(records, ALL_RECORDS)
+    used = [r for r in recs if not (exclude_paced and r in PACED)]
+    n_paced = sum(
+        int(np.isin(read_annotations(root / r).symbol, list(BEAT_SYMBOLS)).sum())
+        for r in recs
+        if r not in used
+    )
+    out = extract_beats(root, used, lead, fs_hz, window_s, filter)
+    stats = out["stats"]
+    counts = np.bincount(out["y"], minlength=len(AAMI_CLASSES))
+    cohort = {
+        "records": len(used),
+        "beats_read": sum(s["n_beats"] for s in stats.values()),
+        **{f"beats_{c}": int(k) for c, k in zip(AAMI_CLASSES, counts)},
+        "dropped_non_beat_symbol": sum(s["n_non_beat"] for s in stats.values()),
+        "dropped_window_off_edge": sum(s["n_off_edge"] for s in stats.values()),
+        "dropped_beat_without_aami_class": sum(s["n_no_aami"] for s in stats.values()),
+        "dropped_paced_record_excluded": n_paced,
+        "records_paced_excluded": len(recs) - len(used),
+    }
+    fallback = {r: s["lead"] for r, s in stats.items() if s["lead"] != lead}
+    return ArrayDataset(
+        inputs={"x": out["x"], "rr": out["rr"].astype(np.float32)},
+        y=out["y"],
+        groups=out["record"],
+        class_names=list(AAMI_CLASSES),
+        sample_ids=np.char.add(np.char.add(out["record"], ":"), out["sample"].astype(str)),
+        meta={
+            "source": "mitdb",
+            "task": "mitdb_aami_beats",
+            "group_unit": "record",
+            "sfreq_hz": float(fs_hz),
+            "lead": lead,
+            "lead_fallback": fallback,
+            "window_s": [float(w) for w in window_s],
+            "filter": bool(filter),
+            "rr_features": list(RR_FEATURES),
+            "cohort": cohort,
+            "intra_patient_warning": INTRA_PATIENT_WARNING,
+        },
+    )
+
+
+@register_protocol("mitdb_ds1_ds2")
+def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
+    """de Chazal 2004 inter-patient split: train DS1, test DS2, valid = whole DS1 records.
+
+    The number of validation records is ``round(len(DS1) * r_valid / (r_train + r_valid))``
+    (4 of 22 with the default ratios); records are drawn with ``cfg.seed``, preferring a
+    draw that holds S and V beats in both train and valid.
+    """
+    groups = np.asarray(ds.groups).astype(str)
+    ds1 = [r for r in DS1 if r in set(groups)]
+    test = np.flatnonzero(np.isin(groups, DS2))
+    r_train, r_valid, _ = cfg.ratios
+    n_valid = max(1, round(len(ds1) * r_valid / max(r_train + r_valid, 1e-12)))
+    if len(ds1) < 2 or len(test) == 0:
+        raise SplitError(
+            f"expected DS1 and DS2 records, got {len(ds1)} DS1 records and "
+            f"{len(np.unique(groups[test]))} DS2 records in the dataset; "
+            "build mitdb_aami_beats with all records for split.protocol=mitdb_ds1_ds2"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    want = [ds.class_names.index(c) for c in ("S", "V") if c in ds.class_names]
+    draw: list[str] = []
+    for _ in range(200):
+        draw = sorted(rng.choice(ds1, size=min(n_valid, len(ds1) - 1), replace=False).tolist())
+        v = np.isin(groups, draw)
+        t = np.isin(groups, ds1) & ~v
+        if all((ds.y[v] == c).any() and (ds.y[t] == c).any() for c in want):
+            break
+    valid = np.flatnonzero(np.isin(groups, draw))
+    train = np.flatnonzero(np.isin(groups, ds1) & ~np.isin(groups, draw))
+    return {"train": train, "valid": valid, "test": test}
+
+
+# ---- rhythm: AF windows ---------------------------------------------------------------
+
+
+def af_indicator(symbol: np.ndarray, sample: np.ndarray, aux: np.ndarray, n: int) -> np.ndarray:
+    """(n,) bool: True where the current rhythm (last '+' annotation) is AFIB or AFL."""
+    is_rhythm = (symbol == "+") & (aux != "")
+    starts = sample[is_rhythm].clip(0, n)
+    af = np.isin(aux[is_rhythm], list(AF_RHYTHMS))
+    bounds = np.concatenate([starts, [n]])
+    out = np.zeros(n, dtype=bool)
+    # rhythm before the first rhythm annotation is unknown: counted as not AF
+    out[bounds[0] :] = np.repeat(af, np.diff(bounds))
+    return out
+
+
+def af_window_inputs(
+    lead: np.ndarray, fs_hz: float, window_s: float, target_fs_hz: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping windows of a conditioned lead: ``x`` (W, 1, T) and start samples (W,).
+
+    Starts are at ``fs_hz`` (the lead's rate); ``x`` is at ``target_fs_hz`` when given.
+    """
+    n_win = round(window_s * fs_hz)
+    n = lead.shape[-1] // n_win
+    if target_fs_hz is not None and target_fs_hz != fs_hz:
+        lead = resample(lead, fs_hz, target_fs_hz)  # whole lead: no edge effects per window
+        n_out = round(window_s * target_fs_hz)
+        n = min(n, lead.shape[-1] // n_out)
+    else:
+        n_out = n_win
+    x = lead[: n * n_out].reshape(n, 1, n_out)  # (W, 1, T)
+    return x.astype(np.float32), np.arange(n, dtype=np.int64) * n_win
+
+
+def _record_af(args: tuple[Path, str, float, float | None, bool]) -> dict[str, Any]:
+    stem, lead, window_s, target_fs_hz, filter = args
+    rec = read_record(stem)
+    i, used = select_lead(rec.sig_names, lead)
+    sig = clean_ecg(rec.signal[i], rec.fs_hz) if filter else rec.signal[i]
+    x, starts = af_window_inputs(sig, rec.fs_hz, window_s, target_fs_hz)
+    ann = read_annotations(stem, fs_hz=rec.fs_hz)
+    af = af_indicator(ann.symbol, ann.sample, ann.aux_note, rec.n_samples)
+    n_win = round(window_s * rec.fs_hz)
+    frac = af[: len(starts) * n_win].reshape(len(starts), n_win).mean(axis=1)
+    return {"x": x, "start": starts, "frac": frac, "lead": used, "fs_hz": rec.fs_hz}
+
+
+@register_task("mitdb_af_windows")
+def mitdb_af_windows(
+    data_dir: Path | None,
+    records: Sequence[str] | None = None,
+    window_s: float = 10.0,
+    target_fs_hz: float | None = 125.0,
+    lead: str = "MLII",
+    filter: bool = True,
+) -> ArrayDataset:
+    """MIT-BIH non-overlapping rhythm windows, AF/AFL vs other; x (N, 1, T).
+
+    Label rule: a window is AF when >= 50 % of its samples lie in an (AFIB or (AFL rhythm
+    episode (majority vote, so every window keeps a label and the episode boundaries are
+    resolved to window precision); windows with 0 < AF fraction < 1 are counted in the
+    cohort as ``windows_mixed``. The tail shorter than one window is dropped.
+    """
+    if window_s <= 0:
+        raise ConfigError(
+            f"expected window_s > 0, got {window_s} in task.params.window_s; e.g. 10.0"
+        )
+    root = mitdb_dir(data_dir)
+    recs = _check_records(records, ALL_RECORDS)
+    jobs = [(root / r, lead, float(window_s), target_fs_hz, filter) for r in recs]
+    if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(2) as pool:
+            res = list(pool.map(_record_af, jobs))
+    else:
+        res = [_record_af(j) for j in jobs]
+    frac = np.concatenate([r["frac"] for r in res])
+    y = (frac >= 0.5).astype(np.int64)
+    rec_col = np.concatenate([np.full(len(r["start"]), rec) for rec, r in zip(recs, res)])
+    starts = np.concatenate([r["start"] for r in res])
+    af_per_record = {rec: int((r["frac"] >= 0.5).sum()) for rec, r in zip(recs, res)}
+    cohort = {
+        "records": len(recs),
+        "windows": len(y),
+        "windows_af": int(y.sum()),
+        "windows_other": int((y == 0).sum()),
+        "windows_mixed": int(((frac > 0) & (frac < 1)).sum()),
+        "records_with_af": sum(1 for v in af_per_record.values() if v),
+    }
+    return ArrayDataset(
+        inputs={"x": np.concatenate([r["x"] for r in res])},
+        y=y,
+        groups=rec_col,
+        class_names=["other", "af"],
+        sample_ids=np.char.add(np.char.add(rec_col, ":"), starts.astype(str)),
+        meta={
+            "source": "mitdb",
+            "task": "mitdb_af_windows",
+            "group_unit": "record",
+            "sfreq_hz": float(target_fs_hz or res[0]["fs_hz"]),
+            "window_s": float(window_s),
+            "lead": lead,
+            "filter": bool(filter),
+            "label_rule": ">= 50% of the window in (AFIB/(AFL",
+            "af_windows_per_record": {k: v for k, v in af_per_record.items() if v},
+            "cohort": cohort,
+            "intra_patient_warning": INTRA_PATIENT_WARNING,
+        },
+    )

@@ -1,0 +1,122 @@
+"""MIT-BIH tasks: AAMI mapping, RR features, beat windows, DS1/DS2 protocol, AF windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medtorch.config import SplitConfig
+from medtorch.data.dataset import ArrayDataset
+from medtorch.data.splits import make_split
+from medtorch.data.tasks.mitdb import (
+    AAMI_CLASSES,
+    AAMI_MAP,
+    DS1,
+    DS2,
+    PACED,
+    af_indicator,
+    beat_inputs,
+    mitdb_aami_beats,
+    mitdb_af_windows,
+    rr_features,
+)
+from medtorch.errors import ConfigError
+
+
+def test_aami_mapping() -> None:
+    expected = {"N": "NLRej", "S": "AaJS", "V": "VE", "F": "F", "Q": "/fQ"}
+    assert {c: "".join(s for s, k in AAMI_MAP.items() if k == c) for c in AAMI_CLASSES} == expected
+    for non_beat in '+~|!x[]"':
+        assert non_beat not in AAMI_MAP
+    assert not set(DS1) & set(DS2) and not set(PACED) & (set(DS1) | set(DS2))
+    assert len(DS1) == len(DS2) == 22
+
+
+def test_rr_features_synthetic() -> None:
+    fs = 100.0
+    samples = np.array([0, 100, 200, 350, 450, 550])  # RR: 1.0 1.0 1.5 1.0 1.0 s
+    rr = rr_features(samples, fs, n_local=3)
+    np.testing.assert_allclose(rr[:, 0], [1.0, 1.0, 1.0, 1.5, 1.0, 1.0])  # previous
+    np.testing.assert_allclose(rr[:, 1], [1.0, 1.0, 1.5, 1.0, 1.0, 1.0])  # next
+    # local: mean of the previous RR of the last 3 beats (fewer at the start)
+    np.testing.assert_allclose(rr[:, 2], [1.0, 1.0, 1.0, 7 / 6, 7 / 6, 7 / 6], rtol=1e-6)
+    np.testing.assert_allclose(rr[:, 3], 5.5 / 5)
+    assert rr.dtype == np.float32 and rr_features(np.array([5]), fs).shape == (1, 4)
+
+
+def test_beat_inputs_windows_and_edges() -> None:
+    lead = np.arange(1000, dtype=np.float32)
+    x, rr, kept = beat_inputs(lead, 100.0, np.array([5, 100, 500, 990]), (0.1, 0.2))
+    assert kept.tolist() == [1, 2]  # 5 and 990 run off the edges
+    assert x.shape == (2, 1, 30) and x[0, 0, 10] == 100 and x[1, 0, 0] == 490
+    np.testing.assert_allclose(rr[:, 0], [0.95, 4.0])  # RR uses the dropped beats too
+    with pytest.raises(ConfigError, match="window_s"):
+        beat_inputs(lead, 100.0, np.array([5]), (0.1,))
+
+
+def test_af_indicator() -> None:
+    sym = np.array(["+", "N", "+", "N", "+"])
+    smp = np.array([0, 10, 20, 30, 60])
+    aux = np.array(["(N", "", "(AFIB", "", "(N"])
+    af = af_indicator(sym, smp, aux, 100)
+    assert af.sum() == 40 and af[20:60].all()
+
+
+def test_ds1_ds2_protocol_synthetic() -> None:
+    recs = list(DS1) + list(DS2)
+    groups = np.repeat(recs, 10)
+    y = np.tile(np.arange(10) % 5, len(recs))
+    ds = ArrayDataset({"x": np.zeros((len(y), 1, 4), np.float32)}, y, groups, AAMI_CLASSES)
+    split = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", seed=1))
+    parts = {k: set(groups[v]) for k, v in split.items()}
+    assert parts["test"] == set(DS2)
+    assert parts["valid"] <= set(DS1) and len(parts["valid"]) == 4
+    assert parts["train"] == set(DS1) - parts["valid"]
+    again = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", seed=1))
+    assert all((again[k] == split[k]).all() for k in split)  # the seed fixes the draw
+
+
+@pytest.mark.realdata
+def test_record_100_beat_counts(data_dir: Path) -> None:
+    ds = mitdb_aami_beats(data_dir, records=["100"])
+    # published: 2,273 beats = N 2239, A 33, V 1; two N beats lie within 0.45 s of the end
+    c = ds.meta["cohort"]
+    assert c["beats_read"] == 2273 and c["dropped_window_off_edge"] == 2
+    assert ds.class_counts() == {"N": 2237, "S": 33, "V": 1, "F": 0, "Q": 0}
+    assert ds.inputs["x"].shape == (2271, 1, 252) and ds.inputs["rr"].shape == (2271, 4)
+    assert ds.sample_ids is not None and ds.sample_ids[0].startswith("100:")
+    # the window is centred so the R peak sits at sample 90 (0.25 s at 360 Hz)
+    x = ds.inputs["x"][:, 0]
+    assert np.median(np.abs(x).argmax(axis=1)) == pytest.approx(90, abs=3)
+    assert 0.6 < float(ds.inputs["rr"][:, 3].mean()) < 1.0  # ~75 bpm
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_full_extraction_and_protocol(data_dir: Path) -> None:
+    ds = mitdb_aami_beats(data_dir)
+    c = ds.meta["cohort"]
+    assert c["records"] == 44 and c["records_paced_excluded"] == 4
+    assert set(np.unique(ds.groups)) == set(DS1) | set(DS2)
+    ds1, ds2 = np.isin(ds.groups, DS1), np.isin(ds.groups, DS2)
+    # de Chazal et al. 2004 report ~51k (DS1) and ~49.7k (DS2) beats
+    assert ds1.sum() == 51002 and ds2.sum() == 49692
+    assert np.bincount(ds.y[ds1], minlength=5).tolist() == [45848, 944, 3788, 414, 8]
+    assert np.bincount(ds.y[ds2], minlength=5).tolist() == [44240, 1837, 3220, 388, 7]
+    split = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2"))
+    parts = {k: set(ds.groups[v]) for k, v in split.items()}
+    assert parts["test"] == set(DS2) and parts["valid"] <= set(DS1)
+    assert not parts["train"] & parts["valid"] and not parts["train"] & parts["test"]
+    assert {1, 2} <= set(ds.y[split["valid"]].tolist())  # valid holds S and V beats
+    assert "optimistic" in ds.meta["intra_patient_warning"]
+
+
+@pytest.mark.realdata
+def test_af_windows(data_dir: Path) -> None:
+    ds = mitdb_af_windows(data_dir, records=["100", "201", "203"])
+    assert ds.class_names == ["other", "af"] and ds.inputs["x"].shape[1:] == (1, 1250)
+    per = ds.meta["af_windows_per_record"]
+    assert per.get("201", 0) > 0 and per.get("203", 0) > 0 and "100" not in per
+    assert (ds.y[ds.groups == "100"] == 0).all() and len(ds) == 3 * 180
