@@ -3,6 +3,8 @@ example (shapes + small params), so a model added later is tested with no edit h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,15 @@ from medtorch.models import create_model, list_models, model_info, model_params,
 from medtorch.models.registry import get_entry
 
 BATCH = 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # These models are tiny: one thread is faster than several competing for 2 busy cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _build(name: str) -> tuple[nn.Module, tuple[torch.Tensor, ...], int]:
