@@ -1,0 +1,84 @@
+"""Export a trained model to ONNX and check that onnxruntime reproduces its outputs.
+
+Uses the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``): it runs
+offline with no extra dependency, whereas the dynamo exporter (the default from torch
+2.9) needs ``onnxscript`` and can fail on models with data-dependent control flow.
+The batch axis of every input and of the output is dynamic.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medtorch.errors import MedtorchError
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    path: Path | str,
+    input_names: Sequence[str] | None = None,
+    opset: int = 17,
+) -> Path:
+    """Write ``model`` as ONNX to ``path`` with a dynamic batch axis; returns the path.
+
+    ``input_names`` default to ``x``, ``rr``, ... in the order of ``model(*inputs)``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(input_names or ["x", "rr", *[f"input{i}" for i in range(2, 16)]])
+    names = names[: len(example_inputs)]
+    if len(names) != len(example_inputs):
+        raise MedtorchError(
+            f"expected {len(example_inputs)} input names, got {names} in export_onnx; "
+            "give one name per model input"
+        )
+    axes = {n: {0: "batch"} for n in [*names, "logits"]}
+    kwargs: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    was_training = model.training
+    model.eval()
+    try:
+        torch.onnx.export(
+            model, tuple(example_inputs), str(path), input_names=names,
+            output_names=["logits"], dynamic_axes=axes, opset_version=opset, **kwargs,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
+    return path
+
+
+def check_onnx_parity(
+    model: torch.nn.Module,
+    path: Path | str,
+    example_inputs: tuple[torch.Tensor, ...],
+    atol: float = 1e-4,
+) -> float:
+    """Max absolute difference between PyTorch and onnxruntime outputs on ``example_inputs``.
+
+    Raises :class:`MedtorchError` when it exceeds ``atol``.
+    """
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.detach().cpu().numpy() for i, t in zip(sess.get_inputs(), example_inputs)}
+    (onnx_out,) = sess.run(["logits"], feeds)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        ref = model(*example_inputs).detach().cpu().numpy()
+    model.train(was_training)
+    diff = float(np.max(np.abs(ref - onnx_out))) if ref.size else 0.0
+    if not diff <= atol:
+        raise MedtorchError(
+            f"expected ONNX outputs within {atol} of PyTorch, got max |diff| {diff:.3g} in "
+            f"{path}; re-export with another opset or check unsupported operators"
+        )
+    return diff
