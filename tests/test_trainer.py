@@ -1,0 +1,315 @@
+"""The trainer on tiny synthetic problems (a model defined here, not from the model zoo)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medtorch.config import OptimConfig, TrainerConfig
+from medtorch.data.dataset import ArrayDataset
+from medtorch.errors import ConfigError, SplitError
+from medtorch.train import HISTORY_COLUMNS, Trainer
+from medtorch.train.trainer import build_optimizer, build_scheduler, class_weights
+
+CLASSES = ["neg", "pos"]
+TIMING = ("epoch_time_s", "train_samples_per_s")
+
+
+def make_ds(
+    n: int, seed: int, n_features: int = 8, rr: bool = False, p_pos: float = 0.5
+) -> ArrayDataset:
+    """Linearly separable: label = sign of a fixed direction, with a margin."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_features)).astype(np.float32)
+    w = np.linspace(1.0, -1.0, n_features, dtype=np.float32)
+    y = (rng.random(n) < p_pos).astype(np.int64)
+    x += np.outer(np.where(y == 1, 3.0, -3.0), w / np.linalg.norm(w))  # margin: 3 sd
+    inputs = {"x": x}
+    if rr:
+        inputs["rr"] = rng.normal(size=(n, 4)).astype(np.float32)
+    return ArrayDataset(inputs=inputs, y=y, groups=np.arange(n).astype(str), class_names=CLASSES)
+
+
+class TinyNet(nn.Module):
+    def __init__(self, n_features: int = 8, n_classes: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_features, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, K)
+
+
+class TwoInputNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 2)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(rr)
+
+
+def tcfg(**kw) -> TrainerConfig:
+    # one thread: tiny models gain nothing from more, and lose a lot on a busy machine
+    base = {"max_epochs": 3, "batch_size": 32, "progress": False, "seed": 1, "num_threads": 1}
+    return TrainerConfig(**{**base, **kw})
+
+
+def new_model(seed: int = 0, **kw) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet(**kw)
+
+
+def strip(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """The trainer sets process-wide torch options; give other tests theirs back."""
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(det)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[ArrayDataset, ArrayDataset]:
+    return make_ds(400, seed=0), make_ds(200, seed=1)
+
+
+def test_learns_separable_problem(data, tmp_path: Path) -> None:
+    train, valid = data
+    tr = Trainer(new_model(), OptimConfig(lr=1e-2), tcfg(max_epochs=8), tmp_path, CLASSES)
+    hist = tr.fit(train, valid)
+    assert hist[-1]["valid_accuracy"] > 0.95
+    assert hist[-1]["valid_auroc"] > 0.95
+    proba = tr.predict_proba(valid, checkpoint="best")
+    assert proba.shape == (200, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-9)
+    assert torch.is_grad_enabled()
+
+
+def test_same_seed_same_weights(data) -> None:
+    train, valid = data
+    states = []
+    for _ in range(2):
+        tr = Trainer(new_model(), OptimConfig(), tcfg(max_epochs=2), None, CLASSES)
+        tr.fit(train, valid)
+        states.append(tr.model.state_dict())
+    assert same_state(*states)
+
+
+def test_resume_is_exact(data, tmp_path: Path) -> None:
+    train, valid = data
+    opt = OptimConfig(name="adamw", lr=5e-3, weight_decay=1e-2)
+    straight = Trainer(new_model(), opt, tcfg(max_epochs=4), tmp_path / "a", CLASSES)
+    h_straight = straight.fit(train, valid)
+
+    first = Trainer(new_model(), opt, tcfg(max_epochs=2), tmp_path / "b", CLASSES)
+    first.fit(train, valid)
+    # a new process: new trainer, new model with different initial weights
+    resumed = Trainer(new_model(seed=123), opt, tcfg(max_epochs=4), tmp_path / "b", CLASSES)
+    h_resumed = resumed.fit(train, valid, resume=True)
+    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    assert strip(h_straight) == strip(h_resumed)
+
+
+def test_resume_after_crash_with_cosine(data, tmp_path: Path) -> None:
+    """A run killed mid-epoch 3 resumes from last.pt (epoch 2) and ends as an unbroken run."""
+    train, valid = data
+    opt = OptimConfig(lr=5e-3, scheduler="cosine")
+    cfg = tcfg(max_epochs=4, sampler="balanced")
+    straight = Trainer(new_model(), opt, cfg, tmp_path / "a", CLASSES)
+    h_straight = straight.fit(train, valid)
+
+    class Crash(RuntimeError):
+        pass
+
+    model = new_model()
+    calls = {"n": 0}
+
+    def bomb(module, args):
+        calls["n"] += module.training
+        if calls["n"] > 2 * math.ceil(400 / 32) + 3:  # 3 batches into epoch 3
+            raise Crash
+
+    handle = model.register_forward_pre_hook(bomb)
+    with pytest.raises(Crash):
+        Trainer(model, opt, cfg, tmp_path / "b", CLASSES).fit(train, valid)
+    handle.remove()
+    assert Trainer.load_checkpoint(tmp_path / "b/checkpoints/last.pt")["epoch"] == 2
+    assert not list((tmp_path / "b/checkpoints").glob("*.tmp"))
+    resumed = Trainer(new_model(seed=7), opt, cfg, tmp_path / "b", CLASSES)
+    h_resumed = resumed.fit(train, valid, resume=True)
+    assert same_state(straight.model.state_dict(), resumed.model.state_dict())
+    assert strip(h_straight) == strip(h_resumed)
+    # a schedule of another length cannot be resumed silently
+    with pytest.raises(ConfigError, match="max_epochs"):
+        Trainer(new_model(), opt, tcfg(max_epochs=6), tmp_path / "b", CLASSES).fit(
+            train, valid, resume=True
+        )
+
+
+def test_early_stopping_and_best_checkpoint(data, tmp_path: Path) -> None:
+    train, valid = data
+    # lr so small that the valid loss barely moves, then a plateau: the monitored
+    # accuracy stops improving quickly
+    tr = Trainer(
+        new_model(),
+        OptimConfig(lr=1e-2),
+        tcfg(max_epochs=40, patience=2, monitor="valid_accuracy"),
+        tmp_path,
+        CLASSES,
+    )
+    hist = tr.fit(train, valid)
+    assert tr.stopped_early and len(hist) < 40
+    assert tr.best_epoch == len(hist) - 2
+    best = Trainer.load_checkpoint(tmp_path / "checkpoints/best.pt")
+    accs = [r["valid_accuracy"] for r in hist]
+    assert best["epoch"] == tr.best_epoch == 1 + int(np.argmax(accs))
+    assert best["best_score"] == max(accs)
+    last = Trainer.load_checkpoint(tmp_path / "checkpoints/last.pt")
+    assert last["epoch"] == len(hist) and last["stopped_early"]
+    # predict_proba("best") uses the best epoch's weights, not the current ones
+    p_best = tr.predict_proba(valid, checkpoint="best")
+    check = new_model()
+    check.load_state_dict(best["model"])
+    check.eval()
+    with torch.no_grad():
+        ref = torch.softmax(check(torch.from_numpy(valid.inputs["x"])).double(), 1).numpy()
+    np.testing.assert_allclose(p_best, ref, rtol=1e-6)
+    # resuming a finished run trains nothing
+    again = Trainer(new_model(), OptimConfig(lr=1e-2), tr.cfg, tmp_path, CLASSES)
+    assert len(again.fit(train, valid, resume=True)) == len(hist)
+
+
+def test_schedulers(data) -> None:
+    train, valid = data
+    lr = 1e-2
+    # cosine: lr falls every epoch and ends at 0
+    tr = Trainer(
+        new_model(), OptimConfig(lr=lr, scheduler="cosine"), tcfg(max_epochs=5), None, CLASSES
+    )
+    lrs = [r["lr"] for r in tr.fit(train, valid)]
+    assert lrs[0] == pytest.approx(lr) and all(a > b for a, b in itertools.pairwise(lrs))
+    assert tr.optimizer is not None and tr.optimizer.param_groups[0]["lr"] == pytest.approx(
+        0, abs=1e-12
+    )
+    # onecycle: per-batch; peaks at lr after warmup_pct of the steps, ends far below
+    cfg = OptimConfig(lr=lr, scheduler="onecycle", warmup_pct=0.25)
+    opt = build_optimizer(new_model().parameters(), cfg)
+    sched = build_scheduler(opt, cfg, max_epochs=4, steps_per_epoch=10, mode="min")
+    trace = []
+    for _ in range(40):
+        trace.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert (
+        max(trace) == pytest.approx(lr) and int(np.argmax(trace)) == 9
+    )  # step pct_start * total - 1
+    assert trace[-1] < lr / 100
+    tr = Trainer(new_model(), cfg, tcfg(max_epochs=4), None, CLASSES)
+    lrs = [r["lr"] for r in tr.fit(train, valid)]
+    assert lrs[-1] < lr / 100 and max(lrs) <= lr
+    # plateau: lr halves once the monitored metric stops improving (max mode for accuracy)
+    cfg = OptimConfig(lr=lr, scheduler="plateau", plateau_patience=0, plateau_factor=0.5)
+    tr = Trainer(new_model(), cfg, tcfg(max_epochs=6, monitor="valid_accuracy"), None, CLASSES)
+    lrs = [r["lr"] for r in tr.fit(train, valid)]
+    assert tr.scheduler.mode == "max"
+    assert lrs[0] == lr and min(lrs) < lr
+    # sgd runs too
+    tr = Trainer(new_model(), OptimConfig(name="sgd", lr=0.1), tcfg(max_epochs=1), None, CLASSES)
+    assert len(tr.fit(train, valid)) == 1
+
+
+def test_class_weights() -> None:
+    y = np.array([0] * 6 + [1] * 2 + [2] * 4)
+    w = class_weights(TrainerConfig(class_weights="balanced"), y, 3)
+    np.testing.assert_allclose(w, [12 / (3 * 6), 12 / (3 * 2), 12 / (3 * 4)])
+    assert class_weights(TrainerConfig(), y, 3) is None
+    np.testing.assert_allclose(
+        class_weights(TrainerConfig(class_weights=[1, 2, 3]), y, 3), [1, 2, 3]
+    )
+    with pytest.raises(ConfigError, match=r"trainer\.class_weights"):
+        Trainer(new_model(), OptimConfig(), tcfg(class_weights=[1.0, 2.0, 3.0]), None, CLASSES)
+    with pytest.raises(SplitError):
+        class_weights(TrainerConfig(class_weights="balanced"), np.array([0, 0]), 2)
+
+
+def test_balanced_sampler_and_weighted_loss(tmp_path: Path) -> None:
+    train = make_ds(1000, seed=3, p_pos=0.1)
+    tr = Trainer(new_model(), OptimConfig(), tcfg(sampler="balanced", max_epochs=1), None, CLASSES)
+    tr.fit(train, None)
+    tr.shuffle_gen.manual_seed(0)
+    y = torch.from_numpy(train.y)
+    counts = np.bincount(train.y)
+    order = tr._epoch_order(y, torch.as_tensor(1.0 / counts[train.y], dtype=torch.float64))
+    assert len(order) == len(train)
+    assert 0.45 < y[order].float().mean().item() < 0.55  # ~10% positives in the data
+    tr = Trainer(
+        new_model(), OptimConfig(), tcfg(class_weights="balanced", max_epochs=1), None, CLASSES
+    )
+    assert np.isfinite(tr.fit(train, None)[0]["train_loss"])
+
+
+def test_history_csv(data, tmp_path: Path) -> None:
+    train, valid = data
+    Trainer(new_model(), OptimConfig(), tcfg(max_epochs=2), tmp_path, CLASSES).fit(train, valid)
+    with (tmp_path / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and tuple(rows[0]) == HISTORY_COLUMNS
+    assert (tmp_path / "checkpoints/best.pt").is_file() and (
+        tmp_path / "checkpoints/last.pt"
+    ).is_file()
+    state = Trainer.load_checkpoint(tmp_path / "checkpoints/last.pt")
+    assert {"model", "optimizer", "scheduler", "epoch", "best_score", "rng", "history"} <= set(
+        state
+    )
+    assert {"python", "numpy", "torch", "cuda", "shuffle"} == set(state["rng"])
+
+
+def test_bad_config_and_data(data) -> None:
+    train, valid = data
+    with pytest.raises(ConfigError, match=r"valid_auroc.*trainer\.monitor"):
+        Trainer(new_model(), OptimConfig(), tcfg(monitor="valid_auc"), None, CLASSES)
+    tr = Trainer(new_model(), OptimConfig(), tcfg(), None, CLASSES)
+    with pytest.raises(SplitError, match="empty training set"):
+        tr.fit(train.subset([]), valid)
+    with pytest.raises(SplitError, match="empty validation set"):
+        tr.fit(train, valid.subset([]))
+    with pytest.raises(ConfigError, match="cuda"):
+        if torch.cuda.is_available():
+            raise ConfigError("cuda present; nothing to check")
+        Trainer(new_model(), OptimConfig(), tcfg(device="cuda"), None, CLASSES)
+
+
+def test_no_valid_falls_back_to_train_loss(data, caplog) -> None:
+    train, _ = data
+    tr = Trainer(new_model(), OptimConfig(), tcfg(max_epochs=2), None, CLASSES)
+    with caplog.at_level("INFO", logger="medtorch"):
+        hist = tr.fit(train, None)
+    assert tr.monitor == "train_loss" and "monitoring train_loss" in caplog.text
+    assert math.isnan(hist[0]["valid_loss"]) and tr.best_score == min(r["train_loss"] for r in hist)
+
+
+def test_extra_input() -> None:
+    train, valid = make_ds(300, seed=4, rr=True), make_ds(100, seed=5, rr=True)
+    torch.manual_seed(0)
+    tr = Trainer(TwoInputNet(), OptimConfig(lr=1e-2), tcfg(max_epochs=5), None, CLASSES)
+    hist = tr.fit(train, valid)
+    assert hist[-1]["valid_accuracy"] > 0.9
+    assert tr.predict_proba(valid).shape == (100, 2)
