@@ -19,7 +19,7 @@ from medtorch.report import (
     plot_roc_pr,
     write_report,
 )
-from medtorch.report.html import RANDOM_SPLIT_WARNING
+from medtorch.report.html import RANDOM_SPLIT_WARNING, _split_section
 
 CLASSES = ["seizure", "tumour", "healthy"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -92,9 +92,11 @@ def test_grouped_split_has_no_warning_and_leakage_note_is_used(tmp_path: Path) -
     assert RANDOM_SPLIT_WARNING not in page and "leakage audit: <b>passed</b>" in page
     splits = json.loads((run / "splits.json").read_text())
     splits |= {"method": "random", "leakage_note": "rows of one EEG recording <share> parts"}
-    (run / "splits.json").write_text(json.dumps(splits))
-    page = write_report(run).read_text()
-    assert "rows of one EEG recording &lt;share&gt; parts" in page
+    section = _split_section(splits, None)
+    assert "rows of one EEG recording &lt;share&gt; parts" in section
+    assert 'class="warn"' in section
+    failed = _split_section({**splits, "leakage_audit": "failed: 3 groups in train and test"}, None)
+    assert 'class="bad"' in failed and "failed: 3 groups" in failed
 
 
 def test_missing_files_give_sections_not_crashes(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def _split_section(splits: Any, problem: str | None) -> str:
     elif note:
         parts.append(f'<div class="info">{e(str(note))}</div>')
     audit = splits.get("leakage_audit", "not recorded")
-    css = "bad" if str(audit).lower() not in ("passed", "ok", "true") else "info"
+    css = "bad" if "fail" in str(audit).lower() else "info"
     parts.append(f'<div class="{css}">Split method: <b>{e(method)}</b>; '
                  f"leakage audit: <b>{e(str(audit))}</b></div>")  # fmt: skip
     partitions = splits.get("partitions")
