@@ -130,15 +130,19 @@ def beat_inputs(
     return x, rr[kept], kept
 
 
+def prepare_lead(lead: np.ndarray, fs_in_hz: float, fs_hz: float, filter: bool) -> np.ndarray:
+    """Condition one lead as for training: filter at the native rate, then resample."""
+    if filter:  # filter the whole lead once, at the native rate
+        lead = clean_ecg(lead, fs_in_hz)
+    if fs_hz != fs_in_hz:
+        lead = resample(lead, fs_in_hz, fs_hz)
+    return lead
+
+
 def _read_lead(stem: Path, lead: str, fs_hz: float, filter: bool) -> tuple[np.ndarray, float, str]:
     rec = read_record(stem)
     i, used = select_lead(rec.sig_names, lead)
-    sig = rec.signal[i]
-    if filter:  # filter the whole lead once, at the native rate
-        sig = clean_ecg(sig, rec.fs_hz)
-    if fs_hz != rec.fs_hz:
-        sig = resample(sig, rec.fs_hz, fs_hz)
-    return sig, rec.fs_hz, used
+    return prepare_lead(rec.signal[i], rec.fs_hz, fs_hz, filter), rec.fs_hz, used
 
 
 def _record_beats(args: tuple[Path, str, float, tuple[float, float], bool]) -> dict[str, Any]:
@@ -349,7 +353,7 @@ def _record_af(args: tuple[Path, str, float, float | None, bool]) -> dict[str, A
     stem, lead, window_s, target_fs_hz, filter = args
     rec = read_record(stem)
     i, used = select_lead(rec.sig_names, lead)
-    sig = clean_ecg(rec.signal[i], rec.fs_hz) if filter else rec.signal[i]
+    sig = prepare_lead(rec.signal[i], rec.fs_hz, rec.fs_hz, filter)
     x, starts = af_window_inputs(sig, rec.fs_hz, window_s, target_fs_hz)
     ann = read_annotations(stem, fs_hz=rec.fs_hz)
     af = af_indicator(ann.symbol, ann.sample, ann.aux_note, rec.n_samples)
