@@ -62,7 +62,7 @@ def predict_proba(
 
 
 def detect_beats(lead: np.ndarray, fs_hz: float) -> np.ndarray:
-    """R-peak sample indices found by ``wfdb.processing.XQRS`` (about 11 s per 30 min at 360 Hz on one core)."""
+    """R-peak sample indices found by ``wfdb.processing.XQRS`` (a few seconds per 30 min at 360 Hz)."""
     from wfdb import processing
 
     xqrs = processing.XQRS(sig=np.asarray(lead, dtype=np.float64), fs=fs_hz)
