@@ -299,10 +299,13 @@ def test_bad_config_and_data(data) -> None:
 
 def test_no_valid_falls_back_to_train_loss(data, caplog) -> None:
     train, _ = data
-    tr = Trainer(new_model(), OptimConfig(), tcfg(max_epochs=2), None, CLASSES)
+    cfg = tcfg(max_epochs=2, monitor="valid_accuracy", monitor_mode="max")
+    tr = Trainer(new_model(), OptimConfig(), cfg, None, CLASSES)
     with caplog.at_level("INFO", logger="medtorch"):
         hist = tr.fit(train, None)
-    assert tr.monitor == "train_loss" and "monitoring train_loss" in caplog.text
+    assert tr.monitor == "train_loss" and tr.mode == "min"
+    assert "no validation set: monitoring train_loss instead of valid_accuracy" in caplog.text
+    assert "epoch 2/2 train_loss" in caplog.text
     assert math.isnan(hist[0]["valid_loss"]) and tr.best_score == min(r["train_loss"] for r in hist)
 
 

@@ -245,7 +245,7 @@ class Trainer:
             else None
         )
         self.monitor = trainer.monitor
-        self.mode = trainer.monitor_mode
+        self.mode: str = trainer.monitor_mode
         self.history: list[dict[str, Any]] = []
         self.best_epoch: int | None = None
         self.best_score: float | None = None
@@ -405,11 +405,11 @@ class Trainer:
         if valid is None and self.monitor != "train_loss":
             log.info("no validation set: monitoring train_loss instead of %s", self.monitor)
             self.monitor = "train_loss"
-        mode = (
-            cfg.monitor_mode
-            if cfg.monitor_mode != "auto"
-            else ("min" if "loss" in self.monitor else "max")
-        )
+        mode: str = cfg.monitor_mode
+        if self.monitor != cfg.monitor:  # fell back to train_loss: always minimised
+            mode = "min"
+        elif mode == "auto":
+            mode = "min" if "loss" in self.monitor else "max"
         self.mode = mode
         if self.monitor == "valid_auroc" and valid is not None and len(np.unique(valid.y)) < 2:
             raise ConfigError(
@@ -506,7 +506,8 @@ class Trainer:
                 if not bar.disable:
                     bar.update()
                     if step % 20 == 0:  # .item() syncs the device; only for the live display
-                        bar.set_postfix(loss=f"{loss.item():.4f}")
+                        prev = self.history[-1][self.monitor] if self.history else math.nan
+                        bar.set_postfix({"loss": f"{loss.item():.4f}", self.monitor: f"{prev:.4f}"})
             bar.close()
             train_time = time.perf_counter() - t0
             lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
@@ -550,14 +551,15 @@ class Trainer:
                 self._best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
                 }
+            valid_part = f" valid_loss {row['valid_loss']:.4f}" if valid is not None else ""
+            monitor_part = f" {self.monitor} {score:.4f}" if self.monitor != "valid_loss" else ""
             log.info(
-                "epoch %d/%d train_loss %.4f valid_loss %.4f %s %.4f lr %.2e %.1fs%s",
+                "epoch %d/%d train_loss %.4f%s%s lr %.2e %.1fs%s",
                 epoch,
                 cfg.max_epochs,
                 row["train_loss"],
-                row["valid_loss"],
-                self.monitor,
-                score,
+                valid_part,
+                monitor_part if self.monitor != "train_loss" else "",
                 lr,
                 row["epoch_time_s"],
                 " *" if improved else "",
