@@ -16,7 +16,7 @@ from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, SplitError
 from medtorch.train import HISTORY_COLUMNS, Trainer
-from medtorch.train.trainer import build_optimizer, build_scheduler, class_weights
+from medtorch.train.parts import build_optimizer, build_scheduler, class_weights
 
 CLASSES = ["neg", "pos"]
 TIMING = ("epoch_time_s", "train_samples_per_s")

@@ -27,7 +27,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,158 +40,18 @@ from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, DataError, SplitError, fmt
 from medtorch.train import checkpoint as ckpt
+from medtorch.train.parts import (
+    HISTORY_COLUMNS,
+    MONITORS,
+    build_optimizer,
+    build_scheduler,
+    class_weights,
+    select_device,
+    to_tensor,
+    valid_metrics,
+)
 
 log = logging.getLogger("medtorch")
-
-MONITORS = (
-    "valid_loss",
-    "valid_accuracy",
-    "valid_balanced_accuracy",
-    "valid_auroc",
-    "valid_macro_f1",
-    "train_loss",
-)
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "valid_loss",
-    "valid_accuracy",
-    "valid_balanced_accuracy",
-    "valid_auroc",
-    "valid_macro_f1",
-    "lr",
-    "epoch_time_s",
-    "train_samples_per_s",
-)
-
-
-def select_device(name: str) -> torch.device:
-    """``auto``: cuda, else mps, else cpu. Forcing an absent device raises ConfigError."""
-    has_mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    elif name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            fmt(
-                "an available device",
-                name,
-                "trainer.device",
-                "no CUDA GPU is visible; use auto or cpu",
-            )
-        )
-    elif name == "mps" and not has_mps:
-        raise ConfigError(
-            fmt(
-                "an available device",
-                name,
-                "trainer.device",
-                "MPS is not available; use auto or cpu",
-            )
-        )
-    return torch.device(name)
-
-
-def to_tensor(arr: np.ndarray, device: torch.device) -> torch.Tensor:
-    """One array -> one contiguous tensor on ``device`` (float32 / int64 / bool)."""
-    a = np.asarray(arr)
-    if a.dtype == np.bool_:
-        a = np.ascontiguousarray(a)
-    elif np.issubdtype(a.dtype, np.integer):
-        a = np.ascontiguousarray(a, dtype=np.int64)
-    else:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    return torch.from_numpy(a).to(device)
-
-
-def class_weights(cfg: TrainerConfig, y: np.ndarray, n_classes: int) -> np.ndarray | None:
-    """Loss weights per class. ``balanced``: ``n / (K * count_k)`` over the training labels.
-
-    >>> class_weights(TrainerConfig(class_weights="balanced"), np.array([0, 0, 0, 1]), 2)
-    array([0.66666667, 2.        ])
-    """
-    if cfg.class_weights == "none":
-        return None
-    if cfg.class_weights == "balanced":
-        counts = np.bincount(y, minlength=n_classes)
-        if (counts == 0).any():
-            missing = [int(k) for k in np.flatnonzero(counts == 0)]
-            raise SplitError(
-                f"expected every class in the training set for balanced class weights, "
-                f"got no rows of class index {missing} in trainer.class_weights; "
-                "give explicit weights or change the split"
-            )
-        return len(y) / (n_classes * counts)
-    w = np.asarray(cfg.class_weights, dtype=np.float64)
-    if len(w) != n_classes:
-        raise ConfigError(
-            fmt(
-                f"{n_classes} weights (one per class)",
-                cfg.class_weights,
-                "trainer.class_weights",
-                "give one float per class, or none / balanced",
-            )
-        )
-    return w
-
-
-def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def build_scheduler(
-    opt: torch.optim.Optimizer, cfg: OptimConfig, max_epochs: int, steps_per_epoch: int, mode: str
-) -> Any:
-    """cosine: per epoch over ``max_epochs`` (ends at 0); onecycle: per batch, peaks at ``lr``
-    after ``warmup_pct`` of all steps; plateau: per epoch on the monitored metric."""
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs)
-    if cfg.scheduler == "onecycle":
-        cycle_momentum = (
-            cfg.name != "sgd" or cfg.momentum > 0
-        )  # SGD without momentum has none to cycle
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=cfg.lr,
-            total_steps=max_epochs * steps_per_epoch,
-            pct_start=cfg.warmup_pct,
-            cycle_momentum=cycle_momentum,
-        )
-    if cfg.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt,
-            mode="min" if mode == "min" else "max",
-            factor=cfg.plateau_factor,
-            patience=cfg.plateau_patience,
-        )
-    return None
-
-
-def valid_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """accuracy, balanced accuracy, macro F1 (sklearn) and AUROC: positive class for binary,
-    macro one-vs-rest over the classes present for multiclass; NaN with under two classes."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
-
-    pred = proba.argmax(1)
-    present = np.unique(y)
-    if len(present) < 2:
-        auroc = math.nan
-    elif proba.shape[1] == 2:
-        auroc = float(roc_auc_score(y, proba[:, 1]))
-    else:
-        auroc = float(np.mean([roc_auc_score(y == k, proba[:, k]) for k in present]))
-    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected early on
-        warnings.simplefilter("ignore")
-        bacc = float(balanced_accuracy_score(y, pred))
-    return {
-        "valid_accuracy": float((pred == y).mean()),
-        "valid_balanced_accuracy": bacc,
-        "valid_auroc": auroc,
-        "valid_macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-    }
 
 
 class Trainer:
