@@ -22,34 +22,51 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="medtorch", description="Deep learning on healthcare data.")
     p.add_argument("--version", action="version", version=f"medtorch {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--data-dir", help="data folder (else $MEDTORCH_DATA, else the user cache folder)")
+    p.add_argument(
+        "--data-dir", help="data folder (else $MEDTORCH_DATA, else the user cache folder)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     d = sub.add_parser("data", help="list, describe, verify or fetch datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
     dsub.add_parser("list", help="known datasets and whether they are present")
-    for name, help_ in (("info", "everything about one dataset"), ("verify", "check sha256 checksums"),
-                        ("fetch", "download from the publisher and verify")):
+    for name, help_ in (
+        ("info", "everything about one dataset"),
+        ("verify", "check sha256 checksums"),
+        ("fetch", "download from the publisher and verify"),
+    ):
         sp = dsub.add_parser(name, help=help_)
         sp.add_argument("name")
 
     t = sub.add_parser("train", help="train a recipe and write a run folder")
     t.add_argument("recipe", nargs="?", help="recipe file or name (see `medtorch recipes`)")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set trainer.max_epochs=3 (repeatable)")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set trainer.max_epochs=3 (repeatable)",
+    )
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
+    t.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped"
+    )
 
     e = sub.add_parser("evaluate", help="re-score a run's best checkpoint on its test split")
     e.add_argument("run_dir")
 
     pr = sub.add_parser("predict", help="predict with a trained run")
     pr.add_argument("run_dir")
-    pr.add_argument("input", help="CSV of signals / svmlight file / WFDB record path (without extension)")
+    pr.add_argument(
+        "input", help="CSV of signals / svmlight file / WFDB record path (without extension)"
+    )
     pr.add_argument("--out", required=True, help="output CSV")
 
-    dm = sub.add_parser("demo", help="train the seizure CNN on the bundled UCI data and write a report")
+    dm = sub.add_parser(
+        "demo", help="train the seizure CNN on the bundled UCI data and write a report"
+    )
     dm.add_argument("--out", default="runs")
     dm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
@@ -78,9 +95,11 @@ def _cmd_data(args: argparse.Namespace) -> int:
                 print(f"FAIL {f}: {reason}")
         print(f"{args.name}: {len(rows) - len(bad)}/{len(rows)} files OK in {data_dir}")
         if bad:
-            raise MedtorchError(f"expected matching checksums, got {len(bad)} bad or missing file(s) in "
-                                f"{data_dir / registry.get_dataset(args.name).folder}; "
-                                f"re-fetch with `medtorch data fetch {args.name}`")
+            raise MedtorchError(
+                f"expected matching checksums, got {len(bad)} bad or missing file(s) in "
+                f"{data_dir / registry.get_dataset(args.name).folder}; "
+                f"re-fetch with `medtorch data fetch {args.name}`"
+            )
         return 0
     registry.fetch(args.name, data_dir)
     print(f"{args.name}: fetched and verified in {data_dir}")
@@ -95,14 +114,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         src = run_dir / "config.yaml"
         if not src.is_file():
-            raise MedtorchError(f"expected config.yaml in the run folder, got {str(run_dir)!r} without it in "
-                                "--resume; pass a folder written by `medtorch train`")
+            raise MedtorchError(
+                f"expected config.yaml in the run folder, got {str(run_dir)!r} without it in "
+                "--resume; pass a folder written by `medtorch train`"
+            )
         cfg = load_config(src, args.overrides)
     else:
         if not args.recipe:
-            raise MedtorchError("expected a recipe, got none in `medtorch train`; e.g. medtorch train lab2_seizure_cnn")
+            raise MedtorchError(
+                "expected a recipe, got none in `medtorch train`; e.g. medtorch train lab2_seizure_cnn"
+            )
         cfg = load_config(args.recipe, args.overrides)
-    run_dir = train_run(cfg, Path(args.out), args.data_dir, resume_dir=Path(args.resume) if args.resume else None)
+    run_dir = train_run(
+        cfg, Path(args.out), args.data_dir, resume_dir=Path(args.resume) if args.resume else None
+    )
     _summary(run_dir)
     return 0
 
@@ -170,14 +195,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"data": _cmd_data, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "demo": _cmd_demo, "models": _cmd_list, "recipes": _cmd_list, "tasks": _cmd_list}
+COMMANDS = {
+    "data": _cmd_data,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "demo": _cmd_demo,
+    "models": _cmd_list,
+    "recipes": _cmd_list,
+    "tasks": _cmd_list,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         return COMMANDS[args.cmd](args)
@@ -187,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; a run can be continued with `medtorch train --resume RUN_DIR`", file=sys.stderr)
+        print(
+            "interrupted; a run can be continued with `medtorch train --resume RUN_DIR`",
+            file=sys.stderr,
+        )
         return 130
 
 

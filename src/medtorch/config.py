@@ -35,8 +35,15 @@ GROUPED_ALIASES = ("grouped", "by_recording", "by_patient", "by_record", "by_les
 
 class SplitConfig(_Section):
     method: Literal[
-        "random", "stratified", "grouped", "by_recording", "by_patient", "by_record",
-        "by_lesion", "grouped_kfold", "protocol",
+        "random",
+        "stratified",
+        "grouped",
+        "by_recording",
+        "by_patient",
+        "by_record",
+        "by_lesion",
+        "grouped_kfold",
+        "protocol",
     ] = "random"
     ratios: tuple[float, float, float] = (0.64, 0.16, 0.20)
     seed: int = 6250
@@ -96,7 +103,9 @@ class TrainerConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
     deterministic: bool = True
     progress: bool = True
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default")
+    num_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads; None keeps torch's default"
+    )
 
 
 class EvalConfig(_Section):
@@ -110,12 +119,12 @@ class RunConfig(_Section):
     description: str = ""
     data: DataConfig
     task: TaskConfig
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    split: SplitConfig = Field(default_factory=lambda: SplitConfig())
+    preprocess: PreprocessConfig = Field(default_factory=lambda: PreprocessConfig())
     model: ModelConfig
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig())
+    trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig())
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig())
 
     @model_validator(mode="before")
     @classmethod
@@ -142,12 +151,16 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
     if e["type"] == "extra_forbidden":
         known = _known_keys(RunConfig)
         close = difflib.get_close_matches(loc, known, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else "see the recipe reference in README"
+        hint = (
+            f"did you mean {', '.join(close)}?" if close else "see the recipe reference in README"
+        )
         return ConfigError(f"unknown config key {loc!r} in {source}; {hint}")
     if e["type"] == "missing":
         return ConfigError(f"expected key {loc!r}, got nothing in {source}; add it to the recipe")
     got = e.get("input")
-    return ConfigError(f"expected {e['msg'].lower()}, got {got!r} in {source} key {loc!r}; fix that value")
+    return ConfigError(
+        f"expected {e['msg'].lower()}, got {got!r} in {source} key {loc!r}; fix that value"
+    )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -157,7 +170,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     (['trainer', 'max_epochs'], 3)
     """
     if "=" not in item:
-        raise ConfigError(f"expected key=value, got {item!r} in --set; write e.g. --set trainer.max_epochs=3")
+        raise ConfigError(
+            f"expected key=value, got {item!r} in --set; write e.g. --set trainer.max_epochs=3"
+        )
     key, _, raw = item.partition("=")
     value = yaml.safe_load(raw) if raw != "" else None
     return key.strip().split("."), value
@@ -174,15 +189,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if child is None:
                 child = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"expected a section at {'.'.join(path[:-1])!r}, got {child!r} in --set {item}; "
-                                  "override a leaf key instead")
+                raise ConfigError(
+                    f"expected a section at {'.'.join(path[:-1])!r}, got {child!r} in --set {item}; "
+                    "override a leaf key instead"
+                )
             node[part] = child
             node = child
         node[path[-1]] = value
     return raw
 
 
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None
+) -> RunConfig:
     """Read a recipe (path or mapping), apply ``--set`` overrides, validate.
 
     Raises :class:`ConfigError` with one line naming the file and key on any problem.
@@ -197,17 +216,23 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
 
             resolved = recipe_path(str(source))
             if resolved is None:
-                raise ConfigError(f"expected a recipe file, got {str(source)!r} (no such file); "
-                                  "pass a path or a name from `medtorch recipes`")
+                raise ConfigError(
+                    f"expected a recipe file, got {str(source)!r} (no such file); "
+                    "pass a path or a name from `medtorch recipes`"
+                )
             path, where = resolved, str(resolved)
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"expected valid YAML, got a parse error in {where}: "
-                              f"{str(exc).splitlines()[0]}; fix the syntax") from None
+            raise ConfigError(
+                f"expected valid YAML, got a parse error in {where}: "
+                f"{str(exc).splitlines()[0]}; fix the syntax"
+            ) from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"expected a mapping at the top of {where}, got {type(raw).__name__}; "
-                              "write sections such as data:, task:, model:")
+            raise ConfigError(
+                f"expected a mapping at the top of {where}, got {type(raw).__name__}; "
+                "write sections such as data:, task:, model:"
+            )
     raw = apply_overrides(raw, list(overrides or []))
     try:
         return RunConfig.model_validate(raw)

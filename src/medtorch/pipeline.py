@@ -11,7 +11,6 @@ resumed from the folder alone:
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import logging
 import time
@@ -32,7 +31,7 @@ from medtorch.data.splits import describe_split, make_split, write_split
 from medtorch.data.tasks.registry import build_task
 from medtorch.errors import ConfigError, MedtorchError
 from medtorch.models import create_model
-from medtorch.models.registry import get_factory
+from medtorch.models.registry import model_params
 
 log = logging.getLogger("medtorch")
 
@@ -74,7 +73,9 @@ def new_run_dir(out: Path, name: str) -> Path:
     return run_dir
 
 
-def task_data_dir(cfg: RunConfig, data_dir: str | Path | None, bundled: bool = False) -> Path | None:
+def task_data_dir(
+    cfg: RunConfig, data_dir: str | Path | None, bundled: bool = False
+) -> Path | None:
     """The data folder a task reads from; None means the task's bundled copy (demo)."""
     if bundled:
         return None
@@ -108,13 +109,14 @@ def shape_hints(ds: ArrayDataset) -> dict[str, int]:
 
 def build_model(name: str, params: dict[str, Any], hints: dict[str, int], n_classes: int):
     """Create a registered model, passing only the shape hints its factory accepts."""
-    sig = inspect.signature(get_factory(name))
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    kwargs = {k: v for k, v in hints.items() if k == "n_inputs" or takes_any or k in sig.parameters}
+    accepted = model_params(name)
+    kwargs: dict[str, Any] = {k: v for k, v in hints.items() if k == "n_inputs" or k in accepted}
     for k in params:
         if k in ("n_inputs", "n_classes"):
-            raise ConfigError(f"expected shapes to be derived from the data, got {k!r} in model.params; "
-                              "remove it (medtorch sets it from the dataset)")
+            raise ConfigError(
+                f"expected shapes to be derived from the data, got {k!r} in model.params; "
+                "remove it (medtorch sets it from the dataset)"
+            )
     kwargs.update(params)
     return create_model(name, n_classes=n_classes, **kwargs)
 
@@ -134,17 +136,36 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
     from medtorch.metrics import aami_report, evaluate
 
     groups = ds.groups if cfg.split.grouped or cfg.split.method == "protocol" else None
-    out = evaluate(ds.y, proba, ds.class_names, groups=groups, n_bootstrap=cfg.eval.n_bootstrap,
-                   ci_level=cfg.eval.ci_level, seed=cfg.eval.seed)
+    out = evaluate(
+        ds.y,
+        proba,
+        ds.class_names,
+        groups=groups,
+        n_bootstrap=cfg.eval.n_bootstrap,
+        ci_level=cfg.eval.ci_level,
+        seed=cfg.eval.seed,
+    )
     if cfg.task.name in ECG_BEAT_TASKS:
-        out["aami"] = aami_report(ds.y, proba.argmax(1), class_names=tuple(ds.class_names), groups=groups,
-                                  n_bootstrap=cfg.eval.n_bootstrap, ci_level=cfg.eval.ci_level,
-                                  seed=cfg.eval.seed)
+        out["aami"] = aami_report(
+            ds.y,
+            proba.argmax(1),
+            class_names=tuple(ds.class_names),
+            groups=groups,
+            n_bootstrap=cfg.eval.n_bootstrap,
+            ci_level=cfg.eval.ci_level,
+            seed=cfg.eval.seed,
+        )
     return out
 
 
-def train_run(cfg: RunConfig, out: Path, data_dir: str | Path | None = None, *,
-              resume_dir: Path | None = None, bundled: bool = False) -> Path:
+def train_run(
+    cfg: RunConfig,
+    out: Path,
+    data_dir: str | Path | None = None,
+    *,
+    resume_dir: Path | None = None,
+    bundled: bool = False,
+) -> Path:
     """Train one recipe and write a complete run folder; returns its path."""
     from medtorch.train.trainer import Trainer
 
@@ -152,34 +173,52 @@ def train_run(cfg: RunConfig, out: Path, data_dir: str | Path | None = None, *,
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise ConfigError(f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
-                              "pass a folder written by `medtorch train`")
+            raise ConfigError(
+                f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
+                "pass a folder written by `medtorch train`"
+            )
     else:
         run_dir = new_run_dir(Path(out), cfg.name)
     dump_config(cfg, run_dir / "config.yaml")
     ddir = task_data_dir(cfg, data_dir, bundled)
     prep = prepare(cfg, ddir)
     write_split(run_dir / "splits.json", prep.split_info)
-    _json(run_dir / "cohort.json", {**prep.dataset.meta.get("cohort", {}), "task": cfg.task.name,
-                                     "source": prep.dataset.meta.get("source"),
-                                     "group_unit": prep.dataset.meta.get("group_unit")})
+    _json(
+        run_dir / "cohort.json",
+        {
+            **prep.dataset.meta.get("cohort", {}),
+            "task": cfg.task.name,
+            "source": prep.dataset.meta.get("source"),
+            "group_unit": prep.dataset.meta.get("group_unit"),
+        },
+    )
     _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
     if note := prep.split_info.get("leakage_note"):
         log.warning(note)
 
     train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
     hints = shape_hints(train)
-    _json(run_dir / "model.json", {"name": cfg.model.name, "params": cfg.model.params, "hints": hints,
-                                    "class_names": train.class_names,
-                                    "inputs": list(train.inputs)})
+    _json(
+        run_dir / "model.json",
+        {
+            "name": cfg.model.name,
+            "params": cfg.model.params,
+            "hints": hints,
+            "class_names": train.class_names,
+            "inputs": list(train.inputs),
+        },
+    )
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
     trainer.fit(train, valid, resume=resume_dir is not None)
     fit_s = time.perf_counter() - t0
 
-    metrics: dict[str, Any] = {"run": run_dir.name, "fit_wall_s": round(fit_s, 2),
-                               "best_epoch": trainer.best_epoch,
-                               "leakage_note": prep.split_info.get("leakage_note")}
+    metrics: dict[str, Any] = {
+        "run": run_dir.name,
+        "fit_wall_s": round(fit_s, 2),
+        "best_epoch": trainer.best_epoch,
+        "leakage_note": prep.split_info.get("leakage_note"),
+    }
     for name, part in (("valid", valid), ("test", test)):
         proba = trainer.predict_proba(part, checkpoint="best")
         metrics[name] = score(cfg, part, proba)
@@ -196,8 +235,10 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     run_dir = Path(run_dir)
     for f in ("config.yaml", "model.json", "normalizer.json"):
         if not (run_dir / f).is_file():
-            raise ConfigError(f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
-                              "pass a folder written by `medtorch train`")
+            raise ConfigError(
+                f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
+                "pass a folder written by `medtorch train`"
+            )
     cfg = load_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     return cfg, json.loads((run_dir / "model.json").read_text())
 
@@ -222,20 +263,31 @@ def evaluate_run(run_dir: Path, data_dir: str | Path | None = None) -> dict[str,
     from medtorch.train.trainer import Trainer
 
     run_dir = Path(run_dir)
-    cfg, spec = load_run(run_dir)
-    bundled = (json.loads((run_dir / "cohort.json").read_text()).get("source") or "").startswith("bundled")
+    cfg, _ = load_run(run_dir)
+    bundled = (json.loads((run_dir / "cohort.json").read_text()).get("source") or "").startswith(
+        "bundled"
+    )
     prep = prepare(cfg, task_data_dir(cfg, data_dir, bundled))
     saved = json.loads((run_dir / "splits.json").read_text())
     saved_test = saved.get("partitions", {}).get("test", {}).get("sample_ids")
     test = prep.parts["test"]
-    if saved_test is not None and list(map(str, saved_test)) != list(map(str, test.sample_ids)):
-        raise MedtorchError(f"expected the test split recorded in {run_dir / 'splits.json'}, got a different one "
-                            "from the data now; check that the data files have not changed (medtorch data verify)")
+    if saved_test is not None and list(map(str, saved_test)) != [
+        str(s) for s in (test.sample_ids if test.sample_ids is not None else [])
+    ]:
+        raise MedtorchError(
+            f"expected the test split recorded in {run_dir / 'splits.json'}, got a different one "
+            "from the data now; check that the data files have not changed (medtorch data verify)"
+        )
     _, _, model = restore_model(run_dir)
-    trainer = Trainer(model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None,
-                      test.class_names)
+    trainer = Trainer(
+        model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None, test.class_names
+    )
     proba = trainer.predict_proba(test, checkpoint=None)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    metrics = (
+        json.loads((run_dir / "metrics.json").read_text())
+        if (run_dir / "metrics.json").is_file()
+        else {}
+    )
     metrics["test"] = score(cfg, test, proba)
     metrics["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _json(run_dir / "metrics.json", metrics)

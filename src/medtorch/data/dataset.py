@@ -40,24 +40,32 @@ class ArrayDataset:
 
     def __post_init__(self) -> None:
         if "x" not in self.inputs:
-            raise DataError("expected an input named 'x', got "
-                            f"{list(self.inputs)} in ArrayDataset.inputs; name the main input 'x'")
+            raise DataError(
+                "expected an input named 'x', got "
+                f"{list(self.inputs)} in ArrayDataset.inputs; name the main input 'x'"
+            )
         n = len(self.y)
         for name, arr in self.inputs.items():
             if len(arr) != n:
-                raise DataError(f"expected {n} rows, got {len(arr)} in input {name!r}; "
-                                "every input needs one row per label")
+                raise DataError(
+                    f"expected {n} rows, got {len(arr)} in input {name!r}; "
+                    "every input needs one row per label"
+                )
         if len(self.groups) != n:
-            raise DataError(f"expected {n} group ids, got {len(self.groups)} in groups; "
-                            "give one group id per sample")
+            raise DataError(
+                f"expected {n} group ids, got {len(self.groups)} in groups; "
+                "give one group id per sample"
+            )
         self.y = np.asarray(self.y, dtype=np.int64)
         self.groups = np.asarray(self.groups).astype(str)
         if self.sample_ids is None:
             self.sample_ids = np.arange(n).astype(str)
         if n and (self.y.min() < 0 or self.y.max() >= len(self.class_names)):
-            raise DataError(f"expected labels in 0..{len(self.class_names) - 1}, got "
-                            f"{self.y.min()}..{self.y.max()} in ArrayDataset.y; "
-                            "map labels to class indices first")
+            raise DataError(
+                f"expected labels in 0..{len(self.class_names) - 1}, got "
+                f"{self.y.min()}..{self.y.max()} in ArrayDataset.y; "
+                "map labels to class indices first"
+            )
 
     def __len__(self) -> int:
         return len(self.y)

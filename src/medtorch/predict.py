@@ -1,0 +1,116 @@
+"""``medtorch predict RUN_DIR INPUT --out FILE`` for every kind of run.
+
+Signals come as a CSV with the training columns (``X1..X<T>``, an optional id column and an
+optional ``y``), feature vectors as svmlight, ECG as a WFDB record path. The run's own
+normaliser (fitted on its training part) is applied before the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medtorch.errors import DataError
+from medtorch.pipeline import restore_model
+
+ECG_TASKS = ("mitdb_aami_beats",)
+
+
+def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], list[str] | None]:
+    """Read a CSV of fixed-length signals: columns X1..X<n_times>, optional id and y.
+
+    Returns (x (N, 1, T) float32, ids, labels or None).
+    """
+    if not path.is_file():
+        raise DataError(f"expected a CSV file, got {str(path)!r} (no such file); check the path")
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(
+                f"expected a header row, got an empty file in {path}; "
+                "write a header with X1..X{n_times}"
+            ) from None
+        rows = list(reader)
+    want = [f"X{i}" for i in range(1, n_times + 1)]
+    missing = [c for c in want if c not in header]
+    if missing:
+        raise DataError(
+            f"expected columns X1..X{n_times}, got {len(want) - len(missing)} of them "
+            f"(first missing {missing[0]!r}) in {path}; the run was trained on {n_times} samples per row"
+        )
+    cols = [header.index(c) for c in want]
+    id_col = 0 if header[0] not in want and header[0] != "y" else None
+    y_col = header.index("y") if "y" in header else None
+    x = np.empty((len(rows), n_times), dtype=np.float32)
+    for r, row in enumerate(rows):
+        try:
+            x[r] = [float(row[c]) for c in cols]
+        except (ValueError, IndexError):
+            raise DataError(
+                f"expected {n_times} numeric values, got a short or non-numeric row {r + 2} in {path}; "
+                "fix or drop that row"
+            ) from None
+    if not np.isfinite(x).all():
+        bad = int(np.where(~np.isfinite(x).all(1))[0][0])
+        raise DataError(
+            f"expected finite values, got NaN/inf in row {bad + 2} of {path}; fix or drop that row"
+        )
+    ids = (
+        [row[id_col] for row in rows] if id_col is not None else [str(i) for i in range(len(rows))]
+    )
+    labels = [row[y_col] for row in rows] if y_col is not None else None
+    return x[:, None, :], ids, labels
+
+
+def _proba(model: torch.nn.Module, inputs: list[np.ndarray], batch: int = 4096) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(inputs[0]), batch):
+            logits = model(*[torch.as_tensor(a[i : i + batch]) for a in inputs])
+            out.append(torch.softmax(logits.float(), 1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict_to_csv(run_dir: Path, input_path: Path, out: Path) -> str:
+    """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line."""
+    from medtorch.data.preprocess import Normalizer
+
+    cfg, spec, model = restore_model(run_dir)
+    norm = Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
+    classes = spec["class_names"]
+    if cfg.task.name in ECG_TASKS:
+        from medtorch.ecg.predict import predict_record_to_csv
+
+        return predict_record_to_csv(cfg, model, norm, classes, input_path, out)
+    if cfg.task.name.startswith("svmlight"):
+        from medtorch.data.sources.svmlight import read_svmlight
+
+        xs, y = read_svmlight(input_path, n_features=spec["hints"]["n_inputs"])
+        x = np.asarray(xs.todense(), dtype=np.float32)
+        ids = [str(i) for i in range(len(x))]
+        labels: list[str] | None = [str(int(v)) for v in y]
+    else:
+        x, ids, labels = read_signal_csv(Path(input_path), spec["hints"]["n_times"])
+    proba = _proba(model, [norm.transform(x)])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["sample_id", "predicted", *[f"p_{c}" for c in classes], *(["y"] if labels else [])]
+        )
+        for i, p in enumerate(proba):
+            w.writerow(
+                [
+                    ids[i],
+                    classes[int(p.argmax())],
+                    *[f"{v:.6g}" for v in p],
+                    *([labels[i]] if labels else []),
+                ]
+            )
+    return f"wrote {len(proba)} predictions to {out}"
