@@ -194,7 +194,7 @@ def train_run(
     )
     _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
     if note := prep.split_info.get("leakage_note"):
-        log.warning(note)
+        (log.info if prep.split_info.get("grouped") else log.warning)(note)
 
     train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
     hints = shape_hints(train)
