@@ -44,3 +44,16 @@ def test_export_and_parity(tmp_path: Path) -> None:
         model.head.bias += 1.0  # the exported file no longer matches the model
     with pytest.raises(MedtorchError, match="ONNX outputs"):
         check_onnx_parity(model, path, example)
+
+
+@pytest.mark.parametrize("n_times", [126, 127, 250, 252])
+def test_hannun_rr_onnx_parity_any_length(tmp_path: Path, n_times: int) -> None:
+    """Odd lengths at stride-2 blocks used to give ONNX a shorter shortcut than PyTorch."""
+    from medtorch.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("hannun_resnet1d_rr", n_inputs=1, n_classes=5, base_filters=8,
+                         n_blocks=8, kernel_size=8, rr_relative=True).eval()  # fmt: skip
+    example = (torch.randn(3, 1, n_times), torch.rand(3, 4) + 0.4)
+    path = export_onnx(model, example, tmp_path / "h.onnx", input_names=["x", "rr"])
+    assert check_onnx_parity(model, path, example) < 1e-4

@@ -130,3 +130,21 @@ def test_plots_write_pngs(tmp_path: Path, k: int) -> None:
                                   tmp_path / "lc.png")]  # fmt: skip
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+
+
+def test_aami_section_is_shown_when_metrics_have_it(tmp_path: Path) -> None:
+    from medtorch.metrics import aami_report
+
+    run = make_run(tmp_path / "a")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "AAMI" not in write_report(run).read_text()
+    y = np.array([0, 0, 0, 2, 2, 1, 3, 4])
+    metrics["test"]["aami"] = aami_report(
+        y, np.array([0, 0, 2, 2, 2, 0, 3, 4]), groups=np.arange(8) % 3, n_bootstrap=20
+    )
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    page = write_report(run).read_text()
+    assert "test: AAMI heartbeat classes" in page
+    assert "<th>+P</th>" in page and "<td>cohen_kappa</td>" in page
+    v = metrics["test"]["aami"]["per_class"]["V"]["+P"]["value"]
+    assert f"{v:.3f}" in page

@@ -33,9 +33,28 @@ class SameConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s, t = self.kernel_size[0], self.stride[0], x.shape[-1]
-        total = max((-(-t // s) - 1) * s + k - t, 0)
+        # ceil via (t + s - 1) // s: the ONNX tracer turns // into truncating Div, so no negatives
+        total = max(((t + s - 1) // s - 1) * s + k - t, 0)
         x = F.pad(x, (total // 2, total - total // 2))  # TF puts the extra sample on the right
         return super().forward(x)  # (N, C_out, ceil(T / s))
+
+
+class SamePool1d(nn.Module):
+    """Max-pool with TensorFlow 'same' semantics: output ceil(T / stride) for any T.
+
+    The tail is padded explicitly with -inf and pooled without ``ceil_mode``: ONNX Runtime
+    computes a different output length for ``ceil_mode=True`` than PyTorch on some lengths,
+    which broke the residual Add of exported models.
+    """
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, t = self.stride, x.shape[-1]
+        x = F.pad(x, (0, (t + s - 1) // s * s - t), value=float("-inf"))  # (N, C, s * ceil(T / s))
+        return F.max_pool1d(x, s)  # (N, C, ceil(T / s))
 
 
 class HannunBlock(nn.Module):
@@ -57,7 +76,7 @@ class HannunBlock(nn.Module):
         self.conv1 = SameConv1d(c_in, c_out, kernel_size, stride)
         self.pre2 = nn.Sequential(nn.BatchNorm1d(c_out), nn.ReLU(), nn.Dropout(dropout))
         self.conv2 = SameConv1d(c_out, c_out, kernel_size)
-        self.pool = nn.MaxPool1d(stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.pool = SamePool1d(stride) if stride > 1 else nn.Identity()
         self.c_pad = c_out - c_in
         self.proj: nn.Module | None = None
         if self.c_pad and shortcut == "conv":  # an option; the paper zero-pads
@@ -136,13 +155,26 @@ class HannunResNet1d(nn.Module):
 
 
 class HannunResNet1dRR(HannunResNet1d):
-    """Hannun trunk on the beat/window plus a small MLP on RR-interval features, concatenated."""
+    """Hannun trunk on the beat/window plus a small MLP on RR-interval features, concatenated.
 
-    def __init__(self, cfg: HannunConfig, n_rr: int = 4, rr_hidden: int = 16) -> None:
+    ``rr_relative``: also feed ``log(rr[:, i] / rr[:, -1])`` for every feature but the last
+    (the record-average RR in ``mitdb_aami_beats``), i.e. prematurity relative to the
+    patient's own rhythm. Ratios are hard for a one-layer MLP to form from raw seconds, and
+    they are what separates an SVEB from a normal beat of a faster heart.
+    """
+
+    def __init__(
+        self, cfg: HannunConfig, n_rr: int = 4, rr_hidden: int = 16, rr_relative: bool = False
+    ) -> None:
+        n_in = n_rr + (n_rr - 1 if rr_relative else 0)
         super().__init__(cfg, n_extra=rr_hidden)
-        self.rr_mlp = nn.Sequential(nn.Linear(n_rr, rr_hidden), nn.ReLU())
+        self.rr_relative = rr_relative
+        self.rr_mlp = nn.Sequential(nn.Linear(n_in, rr_hidden), nn.ReLU())
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.rr_relative:
+            r = rr.clamp_min(1e-3)
+            rr = torch.cat([rr, torch.log(r[:, :-1] / r[:, -1:])], dim=1)  # (N, 2 n_rr - 1)
         feat = torch.cat([self.features(x), self.rr_mlp(rr)], dim=1)  # (N, F_last + rr_hidden)
         return self.head(feat)  # (N, n_classes)
 
@@ -199,6 +231,7 @@ def hannun_resnet1d_rr(
     n_classes: int,
     n_rr: int = 4,
     rr_hidden: int = 16,
+    rr_relative: bool = False,
     base_filters: int = 32,
     n_blocks: int = 16,
     kernel_size: int = 16,
@@ -207,7 +240,10 @@ def hannun_resnet1d_rr(
     double_every: int = 4,
     shortcut: str = "zeropad",
 ) -> HannunResNet1dRR:
-    """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr)."""
+    """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr).
+
+    ``rr_relative=True`` adds log ratios of each RR feature to the last (record average).
+    """
     cfg = HannunConfig(
         n_inputs,
         n_classes,
@@ -219,4 +255,4 @@ def hannun_resnet1d_rr(
         double_every,
         shortcut,
     )
-    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden)
+    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative)

@@ -195,7 +195,24 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
                     for c, r in per_class.items()]  # fmt: skip
             parts.append(f"<h3>{e(part)}: per class</h3>")
             parts.append(_table(["class", "support", *keys], rows))
+        if isinstance(m.get("aami"), dict):
+            parts.append(_aami_section(part, m["aami"]))
     return "".join(parts)
+
+
+def _aami_section(part: str, aami: dict[str, Any]) -> str:
+    """The AAMI EC57 table (Se, +P, F1, specificity per beat class; accuracy, kappa)."""
+    keys = ["Se", "+P", "F1", "specificity"]
+    rows = [[e(str(c)), _num(r.get("support"))] + [_cell(r.get(k)) for k in keys]
+            for c, r in (aami.get("per_class") or {}).items()]  # fmt: skip
+    overall = aami.get("overall") or {}
+    return (
+        f"<h3>{e(part)}: AAMI heartbeat classes</h3>"
+        f'<p class="meta">{e(str(aami.get("standard", "AAMI EC57")))}; CI method: '
+        f"{e(str(aami.get('ci_method', 'not recorded')))}</p>"
+        + _table(["class", "support", *keys], rows)
+        + _table(["metric", "value (CI)"], [[e(k), _cell(v)] for k, v in overall.items()])
+    )
 
 
 def _predictions(
