@@ -125,6 +125,18 @@ def test_predict_csv(trained_run: Path, tmp_path: Path, capsys) -> None:
     assert p.shape == (12, 5) and np.allclose(p.sum(1), 1, atol=1e-4)
 
 
+def test_export_onnx_with_parity(trained_run: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    out_file = tmp_path / "model.onnx"
+    code, out, err = _run(capsys, "export", str(trained_run), "--out", str(out_file))
+    assert code == 0, err
+    assert out_file.stat().st_size > 0 and "on 256 test rows: max abs diff" in out
+    assert float(out.rsplit("max abs diff", 1)[1]) < 1e-4
+    assert "expected config.yaml in the run folder" in _bad(
+        capsys, "export", str(tmp_path), "--out", "x.onnx"
+    )
+
+
 def test_resume_continues_to_more_epochs(trained_run: Path, tmp_path: Path, capsys) -> None:
     import shutil
 

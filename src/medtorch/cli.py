@@ -1,4 +1,4 @@
-"""Command line: ``medtorch data | train | evaluate | predict | demo | models | recipes``.
+"""Command line: ``medtorch data | train | evaluate | predict | export | demo | models | recipes``.
 
 User mistakes print one line (``error: ...``) and exit with code 2; ``--debug`` shows the
 traceback instead.
@@ -63,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
         "input", help="CSV of signals / svmlight file / WFDB record path (without extension)"
     )
     pr.add_argument("--out", required=True, help="output CSV")
+
+    ex = sub.add_parser(
+        "export", help="export a run's best model to ONNX and check it against PyTorch"
+    )
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", required=True, help="output .onnx file")
+    ex.add_argument(
+        "--n-check", type=int, default=256, help="test rows for the parity check (default 256)"
+    )
 
     dm = sub.add_parser(
         "demo", help="train the seizure CNN on the bundled UCI data and write a report"
@@ -177,6 +186,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from medtorch.export import export_run
+
+    path, diff, n = export_run(Path(args.run_dir), Path(args.out), args.data_dir, args.n_check)
+    print(f"wrote {path}; ONNX Runtime vs PyTorch on {n} test rows: max abs diff {diff:.3g}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.cmd == "models":
         from medtorch.models import list_models
@@ -200,6 +217,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "export": _cmd_export,
     "demo": _cmd_demo,
     "models": _cmd_list,
     "recipes": _cmd_list,

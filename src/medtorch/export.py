@@ -82,3 +82,38 @@ def check_onnx_parity(
             f"{path}; re-export with another opset or check unsupported operators"
         )
     return diff
+
+
+def export_run(
+    run_dir: Path | str,
+    out: Path | str,
+    data_dir: Path | str | None = None,
+    n_check: int = 256,
+) -> tuple[Path, float, int]:
+    """Export a run's best checkpoint to ONNX and check parity on real inputs.
+
+    The check batch is the first ``n_check`` rows of the run's own test split, rebuilt from
+    the data and normalised as in training. Returns (path, max |diff|, rows checked).
+    """
+    from medtorch.pipeline import prepare, restore_model, task_data_dir
+
+    cfg, spec, model = restore_model(Path(run_dir))
+    bundled = _is_bundled(Path(run_dir))
+    test = prepare(cfg, task_data_dir(cfg, data_dir, bundled)).parts["test"]
+    k = min(n_check, len(test))
+    if k == 0:
+        raise MedtorchError(
+            f"expected test rows to check ONNX parity on, got none in {run_dir}; "
+            "check the run's split"
+        )
+    example = tuple(torch.as_tensor(test.inputs[n][:k]) for n in spec["inputs"])
+    path = export_onnx(model, example, out, input_names=spec["inputs"])
+    return path, check_onnx_parity(model, path, example), k
+
+
+def _is_bundled(run_dir: Path) -> bool:
+    import json
+
+    cohort = run_dir / "cohort.json"
+    source = json.loads(cohort.read_text()).get("source") if cohort.is_file() else None
+    return str(source or "").startswith("bundled")

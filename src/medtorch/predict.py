@@ -17,7 +17,7 @@ import torch
 from medtorch.errors import DataError
 from medtorch.pipeline import restore_model
 
-ECG_TASKS = ("mitdb_aami_beats",)
+ECG_TASKS = ("mitdb_aami_beats", "mitdb_af_windows")
 
 
 def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], list[str] | None]:

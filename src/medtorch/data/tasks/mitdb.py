@@ -236,8 +236,13 @@ def mitdb_aami_beats(
     window_s: Sequence[float] = (0.25, 0.45),
     filter: bool = True,
     exclude_paced: bool = True,
+    rr: bool = True,
 ) -> ArrayDataset:
-    """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4)."""
+    """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4).
+
+    ``rr=False`` leaves out the ``rr`` input, for models that take the waveform only
+    (e.g. ``lab_cnn``): the model is called as ``model(*inputs.values())``.
+    """
     root = mitdb_dir(data_dir)
     recs = _check_records(records, ALL_RECORDS)
     used = [r for r in recs if not (exclude_paced and r in PACED)]
@@ -261,7 +266,7 @@ def mitdb_aami_beats(
     }
     fallback = {r: s["lead"] for r, s in stats.items() if s["lead"] != lead}
     return ArrayDataset(
-        inputs={"x": out["x"], "rr": out["rr"].astype(np.float32)},
+        inputs={"x": out["x"], **({"rr": out["rr"].astype(np.float32)} if rr else {})},
         y=out["y"],
         groups=out["record"],
         class_names=list(AAMI_CLASSES),
@@ -275,7 +280,7 @@ def mitdb_aami_beats(
             "lead_fallback": fallback,
             "window_s": [float(w) for w in window_s],
             "filter": bool(filter),
-            "rr_features": list(RR_FEATURES),
+            "rr_features": list(RR_FEATURES) if rr else [],
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
         },

@@ -1,0 +1,92 @@
+"""ECG end to end through the CLI: train on a few MIT-BIH records, predict a record, export ONNX.
+
+Small and fast on purpose (a few records, one epoch, a tiny network): it checks the wiring
+(run folder, AAMI metrics, per-beat CSV with its beat source, AF windows, ONNX parity), not
+accuracy. Prediction without annotations runs XQRS on a 2-minute copy of record 201 that
+has no ``.atr`` file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from medtorch.cli import main
+
+pytestmark = pytest.mark.realdata
+
+TINY = ["--set", "model.params={base_filters: 4, n_blocks: 2, kernel_size: 5}",
+        "--set", "trainer.max_epochs=1", "--set", "trainer.num_threads=1",
+        "--set", "trainer.progress=false", "--set", "eval.n_bootstrap=20"]  # fmt: skip
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _train(data_dir: Path, out: Path, recipe: str, *overrides: str) -> Path:
+    sets = [a for o in overrides for a in ("--set", o)]
+    assert (
+        main(["--data-dir", str(data_dir), "train", recipe, "--out", str(out), *TINY, *sets]) == 0
+    )
+    (run,) = out.iterdir()
+    return run
+
+
+def _unannotated_copy(data_dir: Path, dest: Path, seconds: float = 120.0) -> Path:
+    """The first ``seconds`` of record 201 written as a new WFDB record without annotations."""
+    import wfdb
+
+    rec = wfdb.rdrecord(str(data_dir / "mitdb" / "201"), sampto=round(seconds * 360))
+    wfdb.wrsamp("r201", fs=rec.fs, units=rec.units, sig_name=rec.sig_name,
+                p_signal=rec.p_signal, fmt=["16"] * rec.n_sig, write_dir=str(dest))  # fmt: skip
+    assert not (dest / "r201.atr").exists()
+    return dest / "r201"
+
+
+def test_beats_train_predict_both_sources_and_export(
+    data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
+                 "task.params.records=[101, 106, 119, 100, 105]")  # fmt: skip
+    aami = json.loads((run / "metrics.json").read_text())["test"]["aami"]
+    assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]
+    assert "AAMI heartbeat classes" in (run / "report.html").read_text()
+
+    out = tmp_path / "201.csv"
+    assert main(["predict", str(run), str(data_dir / "mitdb" / "201"), "--out", str(out)]) == 0
+    assert "beats from annotations" in capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) > 1900 and {r["source"] for r in rows} == {"annotations"}
+    assert {"sample", "predicted", "p_N", "p_V", "ref_class"} <= set(rows[0])
+
+    stem = _unannotated_copy(data_dir, tmp_path)
+    out2 = tmp_path / "r201.csv"
+    assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
+    assert "beats from xqrs" in capsys.readouterr().out
+    rows2 = _rows(out2)
+    assert 100 < len(rows2) < 400 and {r["source"] for r in rows2} == {"xqrs"}
+
+    onnx = tmp_path / "model.onnx"
+    argv = ["--data-dir", str(data_dir), "export", str(run), "--out", str(onnx), "--n-check", "64"]
+    assert main(argv) == 0
+    assert "max abs diff" in capsys.readouterr().out and onnx.stat().st_size > 0
+
+
+def test_af_train_and_predict_windows(data_dir: Path, tmp_path: Path, capsys) -> None:
+    run = _train(data_dir, tmp_path / "runs", "mitdb_af_resnet1d",
+                 "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3")  # fmt: skip
+    assert "f1" in json.loads((run / "metrics.json").read_text())["test"]["per_class"]["af"]
+    out = tmp_path / "af.csv"
+    assert (
+        main(["predict", str(run), str(_unannotated_copy(data_dir, tmp_path)), "--out", str(out)])
+        == 0
+    )
+    assert "AF episodes" in capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) == 12 and {"start_s", "p_af", "predicted"} <= set(rows[0])
+    assert out.with_suffix(".episodes.csv").is_file()
