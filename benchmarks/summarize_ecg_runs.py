@@ -1,0 +1,71 @@
+"""Mean and sd over runs (e.g. seeds) of the AAMI test metrics, as a markdown table.
+
+    .venv/bin/python benchmarks/summarize_ecg_runs.py runs/mitdb_aami_resnet1d-s*  [--part test]
+    .venv/bin/python benchmarks/summarize_ecg_runs.py --af runs/mitdb_af_resnet1d-*
+
+Reads each run's ``metrics.json``; beat runs use ``<part>.aami`` (Se, +P, F1 per class,
+accuracy, kappa), AF runs ``<part>.per_class.af`` and ``<part>.overall``. Values in %,
+except kappa. Also writes the numbers as JSON with ``--json FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def _v(entry: Any) -> float:
+    v = entry.get("value") if isinstance(entry, dict) else None
+    return float("nan") if v is None else float(v)
+
+
+def beat_rows(metrics: dict[str, Any]) -> dict[str, float]:
+    a = metrics["aami"]
+    out = {f"{c} {k}": 100 * _v(a["per_class"][c][k]) for c in ("N", "S", "V", "F")
+           for k in ("Se", "+P", "F1")}  # fmt: skip
+    out["accuracy"] = 100 * _v(a["overall"]["accuracy"])
+    out["kappa"] = _v(a["overall"]["cohen_kappa"])
+    return out
+
+
+def af_rows(metrics: dict[str, Any]) -> dict[str, float]:
+    af = metrics["per_class"]["af"]
+    out = {k: 100 * _v(af.get(k)) for k in ("sensitivity", "specificity", "ppv", "f1")}
+    out["accuracy"] = 100 * _v(metrics["overall"].get("accuracy"))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--part", default="test")
+    p.add_argument("--af", action="store_true", help="AF window runs (mitdb_af_windows)")
+    p.add_argument("--json", type=Path)
+    a = p.parse_args()
+    per_run = {}
+    for run in a.runs:
+        m = json.loads((run / "metrics.json").read_text())[a.part]
+        per_run[run.name] = af_rows(m) if a.af else beat_rows(m)
+    keys = list(next(iter(per_run.values())))
+    print("| metric | " + " | ".join(per_run) + " | mean ± sd |")
+    print("|---" * (len(per_run) + 2) + "|")
+    summary = {}
+    for k in keys:
+        vals = [r[k] for r in per_run.values()]
+        mean = statistics.fmean(vals)
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        summary[k] = {"mean": mean, "sd": sd, "values": vals}
+        print(f"| {k} | " + " | ".join(f"{v:.3f}" if k == "kappa" else f"{v:.1f}" for v in vals)
+              + (f" | {mean:.3f} ± {sd:.3f} |" if k == "kappa" else f" | {mean:.1f} ± {sd:.1f} |"))  # fmt: skip
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(
+            json.dumps({"part": a.part, "runs": per_run, "summary": summary}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
