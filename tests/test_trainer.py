@@ -316,3 +316,22 @@ def test_extra_input() -> None:
     hist = tr.fit(train, valid)
     assert hist[-1]["valid_accuracy"] > 0.9
     assert tr.predict_proba(valid).shape == (100, 2)
+
+
+def test_pick_cpu_conv_settings_and_auto_choice() -> None:
+    from medtorch.train.parts import pick_cpu_conv
+
+    calls: list[bool] = []
+
+    def step() -> None:
+        calls.append(bool(torch.backends.mkldnn.enabled))
+
+    cpu = torch.device("cpu")
+    assert pick_cpu_conv("mkldnn", cpu, step) is True
+    assert pick_cpu_conv("native", cpu, step) is False
+    assert calls == []  # explicit settings never time anything
+    if torch.backends.mkldnn.is_available():
+        choice = pick_cpu_conv("auto", cpu, step)
+        assert isinstance(choice, bool)
+        assert set(calls) == {True, False}  # both kernels were timed
+        assert torch.backends.mkldnn.enabled  # the global setting is restored

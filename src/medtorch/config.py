@@ -106,6 +106,9 @@ class TrainerConfig(_Section):
     num_threads: int | None = Field(
         None, ge=1, description="torch CPU threads; None keeps torch's default"
     )
+    cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
+        "auto", description="CPU convolution kernels; auto times both once on the first batch"
+    )
 
 
 class EvalConfig(_Section):

@@ -50,6 +50,7 @@ class ResNet1dConfig:
     stem_kernel_size: int = 7
     dropout: float = 0.2
     pool: str = "avg"  # "avg" or "avgmax" (concatenate global average and max pooling)
+    stem_stride: int = 1
 
 
 class ResNet1d(nn.Module):
@@ -70,6 +71,7 @@ class ResNet1d(nn.Module):
                 cfg.n_inputs,
                 cfg.widths[0],
                 cfg.stem_kernel_size,
+                stride=cfg.stem_stride,  # 2 halves every later conv's cost on long windows
                 padding=cfg.stem_kernel_size // 2,
                 bias=False,
             ),
@@ -110,6 +112,7 @@ def resnet1d(
     stem_kernel_size: int = 7,
     dropout: float = 0.2,
     pool: str = "avg",
+    stem_stride: int = 1,
 ) -> ResNet1d:
     """Compact 1-D ResNet (basic blocks, BN, global pooling) for short signals (N, C, T)."""
     return ResNet1d(
@@ -122,5 +125,6 @@ def resnet1d(
             stem_kernel_size,
             dropout,
             pool,
+            stem_stride,
         )
     )

@@ -46,6 +46,8 @@ from medtorch.train.parts import (
     build_optimizer,
     build_scheduler,
     class_weights,
+    mkldnn_enabled,
+    pick_cpu_conv,
     select_device,
     to_tensor,
     valid_metrics,
@@ -114,6 +116,8 @@ class Trainer:
         self._best_state: dict[str, torch.Tensor] | None = (
             None  # in-memory best when run_dir is None
         )
+        self.cpu_mkldnn = bool(torch.backends.mkldnn.enabled)
+        self._resumed_cpu_mkldnn: bool | None = None
         self.shuffle_gen = (
             torch.Generator()
         )  # CPU, so the batch order does not depend on the device
@@ -193,6 +197,7 @@ class Trainer:
             "epochs_without_improvement": since_best,
             "stopped_early": self.stopped_early,
             "schedule_steps": schedule_steps,
+            "cpu_mkldnn": self.cpu_mkldnn,
             "history": self.history,
             "rng": ckpt.rng_state(self.shuffle_gen),
             "monitor": self.monitor,
@@ -321,118 +326,146 @@ class Trainer:
                 )
                 return self.history
 
-        for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
-            t0 = time.perf_counter()
-            net.train()
-            order = self._epoch_order(y, sample_w)
-            loss_sum = torch.zeros((), device=self.device)
-            bar = tqdm(
-                total=steps_per_epoch,
-                desc=f"epoch {epoch}/{cfg.max_epochs}",
-                leave=False,
-                disable=not (cfg.progress and sys.stdout.isatty() and sys.stderr.isatty()),
-            )
-            for step, s in enumerate(range(0, n, bs)):
-                idx = order[s : s + bs]
-                with self._autocast():
-                    logits = net(*[x[idx] for x in xs])  # (B, K)
-                    if step == 0 and logits.shape[-1] != len(self.class_names):
-                        raise ConfigError(
-                            fmt(
-                                f"logits of shape (B, {len(self.class_names)})",
-                                tuple(logits.shape),
-                                "the model output",
-                                "set the model's n_classes to the number of classes",
-                            )
-                        )
-                    loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                else:
-                    loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                if self.optim_cfg.scheduler == "onecycle":
-                    sched.step()
-                loss_sum.add_(loss.detach(), alpha=len(idx))
-                if not bar.disable:
-                    bar.update()
-                    if step % 20 == 0:  # .item() syncs the device; only for the live display
-                        prev = self.history[-1][self.monitor] if self.history else math.nan
-                        bar.set_postfix({"loss": f"{loss.item():.4f}", self.monitor: f"{prev:.4f}"})
-            bar.close()
-            train_time = time.perf_counter() - t0
-            lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
+        params = [p for g in opt.param_groups for p in g["params"]]
 
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n}
-            if vxs is not None and vy is not None and valid is not None:
-                vlogits = self._logits(net, vxs)  # (Nv, K)
-                row["valid_loss"] = F.cross_entropy(vlogits, vy, weight=weight).item()
-                row.update(valid_metrics(valid.y, torch.softmax(vlogits.double(), 1).cpu().numpy()))
-            else:
-                row.update(dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan))
-            score = row[self.monitor]
-            if self.optim_cfg.scheduler == "cosine":
-                sched.step()
-            elif self.optim_cfg.scheduler == "plateau" and not math.isnan(score):
-                sched.step(score)
+        def probe() -> None:  # one forward + backward, no side effects on weights, BN or RNG
+            idx = torch.arange(min(bs, n))
+            with torch.random.fork_rng(devices=[]):
+                net.eval()
+                F.cross_entropy(net(*[x[idx] for x in xs]).float(), y[idx]).backward()
+            for p in params:
+                p.grad = None
 
-            improved = not math.isnan(score) and (
-                self.best_score is None
-                or (score < self.best_score if mode == "min" else score > self.best_score)
-            )
-            if improved:
-                self.best_score, self.best_epoch, since_best = score, epoch, 0
-            else:
-                since_best += 1
-            self.stopped_early = (
-                cfg.patience is not None and since_best >= cfg.patience and epoch < cfg.max_epochs
-            )
-            row["lr"] = lr
-            row["epoch_time_s"] = time.perf_counter() - t0
-            row["train_samples_per_s"] = n / train_time
-            self.history.append(row)
+        if self._resumed_cpu_mkldnn is not None:
+            self.cpu_mkldnn = self._resumed_cpu_mkldnn
+        else:
+            self.cpu_mkldnn = pick_cpu_conv(cfg.cpu_conv, self.device, probe)
+        if self.device.type == "cpu":
+            log.info("CPU convolutions: %s", "oneDNN" if self.cpu_mkldnn else "native")
 
-            if self.checkpoint_dir is not None:
-                self._write_history()
-                last = self.checkpoint_dir / "last.pt"
-                ckpt.save_atomic(self._state(epoch, since_best, schedule_steps, scaler), last)
-                if improved:
-                    ckpt.copy_atomic(last, self.checkpoint_dir / "best.pt")
-            elif improved:
-                self._best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
-                }
-            valid_part = f" valid_loss {row['valid_loss']:.4f}" if valid is not None else ""
-            monitor_part = f" {self.monitor} {score:.4f}" if self.monitor != "valid_loss" else ""
-            log.info(
-                "epoch %d/%d train_loss %.4f%s%s lr %.2e %.1fs%s",
-                epoch,
-                cfg.max_epochs,
-                row["train_loss"],
-                valid_part,
-                monitor_part if self.monitor != "train_loss" else "",
-                lr,
-                row["epoch_time_s"],
-                " *" if improved else "",
-            )
-            if self.stopped_early:
-                log.info(
-                    "early stopping at epoch %d: no %s improvement for %d epochs (best %.4f at epoch %s)",
-                    epoch,
-                    self.monitor,
-                    cfg.patience,
-                    self.best_score if self.best_score is not None else math.nan,
-                    self.best_epoch,
+        with mkldnn_enabled(self.cpu_mkldnn):
+            for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
+                t0 = time.perf_counter()
+                net.train()
+                order = self._epoch_order(y, sample_w)
+                loss_sum = torch.zeros((), device=self.device)
+                bar = tqdm(
+                    total=steps_per_epoch,
+                    desc=f"epoch {epoch}/{cfg.max_epochs}",
+                    leave=False,
+                    disable=not (cfg.progress and sys.stdout.isatty() and sys.stderr.isatty()),
                 )
-                break
+                for step, s in enumerate(range(0, n, bs)):
+                    idx = order[s : s + bs]
+                    with self._autocast():
+                        logits = net(*[x[idx] for x in xs])  # (B, K)
+                        if step == 0 and logits.shape[-1] != len(self.class_names):
+                            raise ConfigError(
+                                fmt(
+                                    f"logits of shape (B, {len(self.class_names)})",
+                                    tuple(logits.shape),
+                                    "the model output",
+                                    "set the model's n_classes to the number of classes",
+                                )
+                            )
+                        loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
+                    for p in params:  # zero_grad(set_to_none=True) without its overhead
+                        p.grad = None
+                    if scaler is not None:
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        loss.backward()
+                    if cfg.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    if self.optim_cfg.scheduler == "onecycle":
+                        sched.step()
+                    loss_sum.add_(loss.detach(), alpha=len(idx))
+                    if not bar.disable:
+                        bar.update()
+                        if step % 20 == 0:  # .item() syncs the device; only for the live display
+                            prev = self.history[-1][self.monitor] if self.history else math.nan
+                            bar.set_postfix(
+                                {"loss": f"{loss.item():.4f}", self.monitor: f"{prev:.4f}"}
+                            )
+                bar.close()
+                train_time = time.perf_counter() - t0
+                lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
+
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n}
+                if vxs is not None and vy is not None and valid is not None:
+                    vlogits = self._logits(net, vxs)  # (Nv, K)
+                    row["valid_loss"] = F.cross_entropy(vlogits, vy, weight=weight).item()
+                    row.update(
+                        valid_metrics(valid.y, torch.softmax(vlogits.double(), 1).cpu().numpy())
+                    )
+                else:
+                    row.update(dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan))
+                score = row[self.monitor]
+                if self.optim_cfg.scheduler == "cosine":
+                    sched.step()
+                elif self.optim_cfg.scheduler == "plateau" and not math.isnan(score):
+                    sched.step(score)
+
+                improved = not math.isnan(score) and (
+                    self.best_score is None
+                    or (score < self.best_score if mode == "min" else score > self.best_score)
+                )
+                if improved:
+                    self.best_score, self.best_epoch, since_best = score, epoch, 0
+                else:
+                    since_best += 1
+                self.stopped_early = (
+                    cfg.patience is not None
+                    and since_best >= cfg.patience
+                    and epoch < cfg.max_epochs
+                )
+                row["lr"] = lr
+                row["epoch_time_s"] = time.perf_counter() - t0
+                row["train_samples_per_s"] = n / train_time
+                self.history.append(row)
+
+                if self.checkpoint_dir is not None:
+                    self._write_history()
+                    last = self.checkpoint_dir / "last.pt"
+                    ckpt.save_atomic(self._state(epoch, since_best, schedule_steps, scaler), last)
+                    if improved:
+                        ckpt.copy_atomic(last, self.checkpoint_dir / "best.pt")
+                elif improved:
+                    self._best_state = {
+                        k: v.detach().to("cpu", copy=True)
+                        for k, v in self.model.state_dict().items()
+                    }
+                valid_part = f" valid_loss {row['valid_loss']:.4f}" if valid is not None else ""
+                monitor_part = (
+                    f" {self.monitor} {score:.4f}" if self.monitor != "valid_loss" else ""
+                )
+                log.info(
+                    "epoch %d/%d train_loss %.4f%s%s lr %.2e %.1fs%s",
+                    epoch,
+                    cfg.max_epochs,
+                    row["train_loss"],
+                    valid_part,
+                    monitor_part if self.monitor != "train_loss" else "",
+                    lr,
+                    row["epoch_time_s"],
+                    " *" if improved else "",
+                )
+                if self.stopped_early:
+                    log.info(
+                        "early stopping at epoch %d: no %s improvement for %d epochs (best %.4f at epoch %s)",
+                        epoch,
+                        self.monitor,
+                        cfg.patience,
+                        self.best_score if self.best_score is not None else math.nan,
+                        self.best_epoch,
+                    )
+                    break
         return self.history
 
     def _resume(self, schedule_steps: int, scaler: Any) -> tuple[int, int]:
@@ -471,6 +504,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
         self.stopped_early = bool(state["stopped_early"])
+        self._resumed_cpu_mkldnn = state.get("cpu_mkldnn")
         log.info("resumed from %s at epoch %d", path, state["epoch"])
         return int(state["epoch"]), int(state["epochs_without_improvement"])
 
