@@ -486,6 +486,17 @@ def bench_model(name: str, ds: Any, split: dict, args: argparse.Namespace) -> di
     return res
 
 
+def _no_nan(o: Any) -> Any:
+    """NaN -> None, so the JSON is strict (numpy scalars -> float)."""
+    if isinstance(o, dict):
+        return {k: _no_nan(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_no_nan(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return None if math.isnan(o) else float(o)
+    return o
+
+
 def fmt_table(results: dict[str, Any]) -> str:
     lines = [
         f"{'model':5} {'loop':22} {'s/epoch':>8} {'samples/s':>10} {'ratio':>6} {'test acc':>9}",
@@ -616,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
+    out.write_text(json.dumps(_no_nan(report), indent=2, default=float, allow_nan=False))
     log(f"wrote {out}")
     return 0
 
