@@ -87,6 +87,22 @@ class OptimConfig(_Section):
     plateau_patience: int = Field(3, ge=0)
 
 
+class AugmentConfig(_Section):
+    """Training-time signal augmentation (inputs (N, C, T) only); all off by default."""
+
+    reverse_time: bool = False
+    flip_sign: bool = False
+    gain: float = Field(0.0, ge=0, lt=1, description="random gain in [1 - gain, 1 + gain]")
+    time_shift: int = Field(0, ge=0, description="circular shift of up to this many samples")
+    noise_std: float = Field(0.0, ge=0, description="Gaussian noise, x sample sd")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.reverse_time or self.flip_sign or self.gain or self.time_shift or self.noise_std
+        )
+
+
 class TrainerConfig(_Section):
     max_epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -106,6 +122,7 @@ class TrainerConfig(_Section):
     num_threads: int | None = Field(
         None, ge=1, description="torch CPU threads; None keeps torch's default"
     )
+    augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
     cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
         "auto", description="CPU convolution kernels; auto times both once on the first batch"
     )

@@ -40,6 +40,7 @@ from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, DataError, SplitError, fmt
 from medtorch.train import checkpoint as ckpt
+from medtorch.train.augment import augment_signals
 from medtorch.train.parts import (
     HISTORY_COLUMNS,
     MONITORS,
@@ -343,6 +344,7 @@ class Trainer:
         if self.device.type == "cpu":
             log.info("CPU convolutions: %s", "oneDNN" if self.cpu_mkldnn else "native")
 
+        augment = cfg.augment.enabled
         with mkldnn_enabled(self.cpu_mkldnn):
             for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
                 t0 = time.perf_counter()
@@ -358,7 +360,10 @@ class Trainer:
                 for step, s in enumerate(range(0, n, bs)):
                     idx = order[s : s + bs]
                     with self._autocast():
-                        logits = net(*[x[idx] for x in xs])  # (B, K)
+                        batch = [x[idx] for x in xs]
+                        if augment:
+                            batch[0] = augment_signals(batch[0], cfg.augment)
+                        logits = net(*batch)  # (B, K)
                         if step == 0 and logits.shape[-1] != len(self.class_names):
                             raise ConfigError(
                                 fmt(

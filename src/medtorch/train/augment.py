@@ -1,0 +1,41 @@
+"""Batch-level augmentation of signals (N, C, T) on the trainer's fast path.
+
+Applied to the main input ``x`` of training batches only, as a few vectorised tensor ops
+(no per-sample Python), drawing from torch's global RNG so checkpoints resume exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medtorch.config import AugmentConfig
+
+
+def augment_signals(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Return an augmented copy of a (N, C, T) batch.
+
+    >>> from medtorch.config import AugmentConfig
+    >>> augment_signals(torch.ones(2, 1, 4), AugmentConfig()).shape
+    torch.Size([2, 1, 4])
+    """
+    if x.ndim != 3 or not cfg.enabled:
+        return x
+    n, device = x.shape[0], x.device
+    if cfg.reverse_time:  # spectra are unchanged by time reversal
+        flip = torch.rand(n, device=device) < 0.5
+        x = torch.where(flip[:, None, None], x.flip(-1), x)
+    if cfg.flip_sign:  # electrode polarity is arbitrary
+        sign = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+        x = x * sign[:, None, None]
+    if cfg.gain > 0:
+        scale = 1.0 + (torch.rand(n, device=device) * 2 - 1) * cfg.gain
+        x = x * scale[:, None, None]
+    if cfg.time_shift > 0:  # circular shift by up to +-time_shift samples
+        t = x.shape[-1]
+        shift = torch.randint(-cfg.time_shift, cfg.time_shift + 1, (n,), device=device)
+        idx = (torch.arange(t, device=device)[None, :] - shift[:, None]) % t  # (N, T)
+        x = x.gather(-1, idx[:, None, :].expand(-1, x.shape[1], -1))
+    if cfg.noise_std > 0:  # relative to each sample's own standard deviation
+        sd = x.std(dim=-1, keepdim=True)
+        x = x + torch.randn_like(x) * sd * cfg.noise_std
+    return x
