@@ -318,20 +318,23 @@ def test_extra_input() -> None:
     assert tr.predict_proba(valid).shape == (100, 2)
 
 
-def test_pick_cpu_conv_settings_and_auto_choice() -> None:
-    from medtorch.train.parts import pick_cpu_conv
+def test_pick_cpu_kernels_settings_and_auto_choice() -> None:
+    from medtorch.train.parts import pick_cpu_kernels
 
-    calls: list[bool] = []
+    calls: list[tuple[bool, int]] = []
 
     def step() -> None:
-        calls.append(bool(torch.backends.mkldnn.enabled))
+        calls.append((bool(torch.backends.mkldnn.enabled), torch.get_num_threads()))
 
     cpu = torch.device("cpu")
-    assert pick_cpu_conv("mkldnn", cpu, step) is True
-    assert pick_cpu_conv("native", cpu, step) is False
+    before = torch.get_num_threads()
+    assert pick_cpu_kernels("mkldnn", 1, cpu, step) == (True, 1)
+    assert pick_cpu_kernels("native", 1, cpu, step) == (False, 1)
     assert calls == []  # explicit settings never time anything
     if torch.backends.mkldnn.is_available():
-        choice = pick_cpu_conv("auto", cpu, step)
-        assert isinstance(choice, bool)
-        assert set(calls) == {True, False}  # both kernels were timed
-        assert torch.backends.mkldnn.enabled  # the global setting is restored
+        conv, threads = pick_cpu_kernels("auto", "auto", cpu, step)
+        assert isinstance(conv, bool) and threads in (1, before)
+        assert {c for c, _ in calls} == {True, False}  # both kernels were timed
+        assert {t for _, t in calls} == {1, before}  # and both thread counts
+        assert torch.backends.mkldnn.enabled  # global settings restored
+        assert torch.get_num_threads() == before

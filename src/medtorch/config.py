@@ -119,12 +119,14 @@ class TrainerConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
     deterministic: bool = True
     progress: bool = True
-    num_threads: int | None = Field(
-        None, ge=1, description="torch CPU threads; None keeps torch's default"
+    num_threads: int | Literal["auto"] | None = Field(
+        "auto",
+        description="torch CPU threads; auto times 1 vs all on the first batch; None keeps torch's",
     )
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
     cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
-        "auto", description="CPU convolution kernels; auto times both once on the first batch"
+        "auto",
+        description="CPU convolution kernels (oneDNN or native); auto times both on the first batch",
     )
 
 

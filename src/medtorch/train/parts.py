@@ -182,34 +182,51 @@ def valid_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
-def pick_cpu_conv(
-    setting: str, device: torch.device, step: Callable[[], None], large_s: float = 0.02
-) -> bool:
-    """Whether to use oneDNN (mkldnn) convolutions on the CPU for this training run.
+def pick_cpu_kernels(
+    conv: str,
+    threads: int | str | None,
+    device: torch.device,
+    step: Callable[[], None],
+    large_s: float = 0.02,
+) -> tuple[bool, int]:
+    """Choose oneDNN-or-native CPU convolutions and the thread count for a training run.
 
-    oneDNN has a fixed cost of ~0.1 ms per convolution call that dominates small models at
-    small batches (the lab CNN at batch 10 trains ~1.6x faster without it), while larger
-    convolutions are several times faster with it. ``auto`` times ``step`` (one forward and
-    backward pass on a training batch) under both and keeps oneDNN unless the native kernels
-    are clearly (25%) faster; a step slower than ``large_s`` with oneDNN is large enough that
-    its overhead cannot matter. The choice is saved in the checkpoint so a resumed run uses
-    the same kernels (and so the same floating-point results).
+    Small clinical models at small batches are bound by fixed per-call costs: oneDNN adds
+    ~0.1 ms per convolution and a second thread adds synchronisation to every tiny op
+    (the lab CNN at batch 10 trains ~1.6x faster with native kernels on one thread), while
+    larger models are several times faster with oneDNN on every core. ``"auto"`` times
+    ``step`` (one forward and backward pass on a training batch) under each candidate and
+    keeps the default (oneDNN, all threads) unless another is clearly (20%) faster; a step
+    slower than ``large_s`` is large enough that these costs cannot matter, so it is not
+    tuned. Returns (use_onednn, n_threads); the trainer saves both in its checkpoint so a
+    resumed run uses the same kernels, and so the same floating-point results.
     """
+    all_threads = torch.get_num_threads()
+    fixed_threads = threads if isinstance(threads, int) else all_threads
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return bool(torch.backends.mkldnn.enabled)
-    if setting != "auto":
-        return setting == "mkldnn"
-    timings = {}
-    for enabled in (True, False):
-        with mkldnn_enabled(enabled):
-            step()  # warm-up: first calls allocate and pick kernels
-            t0 = time.perf_counter()
-            for _ in range(3):
-                step()
-            timings[enabled] = (time.perf_counter() - t0) / 3
-        if enabled and timings[True] > large_s:
-            return True
-    return not timings[False] * 1.25 < timings[True]
+        return bool(torch.backends.mkldnn.enabled), fixed_threads
+    convs = [True, False] if conv == "auto" else [conv == "mkldnn"]
+    thread_opts = sorted({all_threads, 1}, reverse=True) if threads == "auto" else [fixed_threads]
+    candidates = [(c, t) for c in convs for t in thread_opts]
+    if len(candidates) == 1:
+        return candidates[0]
+    timings: dict[tuple[bool, int], float] = {}
+    try:
+        for cand in candidates:
+            torch.set_num_threads(cand[1])
+            with mkldnn_enabled(cand[0]):
+                step()  # warm-up: first calls allocate and pick kernels
+                t0 = time.perf_counter()
+                for _ in range(3):
+                    step()
+                timings[cand] = (time.perf_counter() - t0) / 3
+            if cand == candidates[0] and timings[cand] > large_s:
+                return cand
+    finally:
+        torch.set_num_threads(all_threads)
+    default = candidates[0]
+    best = min(timings, key=lambda c: timings[c])
+    return best if timings[best] * 1.2 < timings[default] else default
 
 
 @contextlib.contextmanager

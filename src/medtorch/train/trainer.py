@@ -48,7 +48,7 @@ from medtorch.train.parts import (
     build_scheduler,
     class_weights,
     mkldnn_enabled,
-    pick_cpu_conv,
+    pick_cpu_kernels,
     select_device,
     to_tensor,
     valid_metrics,
@@ -118,7 +118,8 @@ class Trainer:
             None  # in-memory best when run_dir is None
         )
         self.cpu_mkldnn = bool(torch.backends.mkldnn.enabled)
-        self._resumed_cpu_mkldnn: bool | None = None
+        self.cpu_threads = torch.get_num_threads()
+        self._resumed_cpu: tuple[bool, int] | None = None
         self.shuffle_gen = (
             torch.Generator()
         )  # CPU, so the batch order does not depend on the device
@@ -199,6 +200,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "schedule_steps": schedule_steps,
             "cpu_mkldnn": self.cpu_mkldnn,
+            "cpu_threads": self.cpu_threads,
             "history": self.history,
             "rng": ckpt.rng_state(self.shuffle_gen),
             "monitor": self.monitor,
@@ -263,7 +265,7 @@ class Trainer:
         """
         cfg = self.cfg
         self._check_data(train, valid)
-        if cfg.num_threads is not None:
+        if isinstance(cfg.num_threads, int):
             torch.set_num_threads(cfg.num_threads)
         self._seed()
         self.monitor = cfg.monitor
@@ -337,12 +339,19 @@ class Trainer:
             for p in params:
                 p.grad = None
 
-        if self._resumed_cpu_mkldnn is not None:
-            self.cpu_mkldnn = self._resumed_cpu_mkldnn
+        if self._resumed_cpu is not None:
+            self.cpu_mkldnn, self.cpu_threads = self._resumed_cpu
         else:
-            self.cpu_mkldnn = pick_cpu_conv(cfg.cpu_conv, self.device, probe)
+            self.cpu_mkldnn, self.cpu_threads = pick_cpu_kernels(
+                cfg.cpu_conv, cfg.num_threads, self.device, probe
+            )
         if self.device.type == "cpu":
-            log.info("CPU convolutions: %s", "oneDNN" if self.cpu_mkldnn else "native")
+            torch.set_num_threads(self.cpu_threads)
+            log.info(
+                "CPU kernels: %s convolutions, %d thread(s)",
+                "oneDNN" if self.cpu_mkldnn else "native",
+                self.cpu_threads,
+            )
 
         augment = cfg.augment.enabled
         with mkldnn_enabled(self.cpu_mkldnn):
@@ -509,7 +518,8 @@ class Trainer:
         self.history = list(state["history"])
         self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
         self.stopped_early = bool(state["stopped_early"])
-        self._resumed_cpu_mkldnn = state.get("cpu_mkldnn")
+        if "cpu_mkldnn" in state:
+            self._resumed_cpu = (bool(state["cpu_mkldnn"]), int(state["cpu_threads"]))
         log.info("resumed from %s at epoch %d", path, state["epoch"])
         return int(state["epoch"]), int(state["epochs_without_improvement"])
 
