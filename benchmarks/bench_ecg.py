@@ -167,7 +167,7 @@ def _bench_cli(run_dir: Path, stem: Path, repeats: int, duration_s: float) -> di
         med, times = _median_time(
             lambda: subprocess.run(cmd, check=True, capture_output=True), repeats
         )
-    return {"command": " ".join(["medtorch", *cmd[1:4], "--out", "p.csv"]),
+    return {"command": " ".join(["medtorch", *cmd[1:5], "--out", "p.csv"]),
             "median_s": round(med, 3), "times_s": times,
             "x_real_time": round(duration_s / med, 1)}  # fmt: skip
 

@@ -5,16 +5,18 @@
 
 Reads each run's ``metrics.json``; beat runs use ``<part>.aami`` (Se, +P, F1 per class,
 accuracy, kappa), AF runs ``<part>.per_class.af`` and ``<part>.overall``. Values in %,
-except kappa. Also writes the numbers as JSON with ``--json FILE``.
+except kappa; a NaN (e.g. +P of a class never predicted) is left out of
+the mean and sd. Also writes the numbers as JSON with ``--json FILE``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def _v(entry: Any) -> float:
@@ -55,8 +57,9 @@ def main() -> None:
     summary = {}
     for k in keys:
         vals = [r[k] for r in per_run.values()]
-        mean = statistics.fmean(vals)
-        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        ok = np.array([v for v in vals if v == v])  # NaN (e.g. +P of a class never predicted)
+        mean = float(ok.mean()) if len(ok) else float("nan")
+        sd = float(ok.std(ddof=1)) if len(ok) > 1 else 0.0
         summary[k] = {"mean": mean, "sd": sd, "values": vals}
         print(f"| {k} | " + " | ".join(f"{v:.3f}" if k == "kappa" else f"{v:.1f}" for v in vals)
               + (f" | {mean:.3f} ± {sd:.3f} |" if k == "kappa" else f" | {mean:.1f} ± {sd:.1f} |"))  # fmt: skip
