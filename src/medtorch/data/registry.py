@@ -223,9 +223,10 @@ def _registry() -> dict[str, DatasetInfo]:
             ),
             "https://doi.org/10.7910/DVN/DBW86T",
             _files("ham10000_subset"),
-            manual_download="no public single download of this subset: it is a resized "
-            "selection of HAM10000 (Harvard Dataverse doi:10.7910/DVN/DBW86T); get the prepared "
-            "folder from the project's data share",
+            manual_download="no public single download of this subset: it is 5,366 HAM10000 "
+            "images (Harvard Dataverse doi:10.7910/DVN/DBW86T) resized to 128x128 with their "
+            "official metadata rows, built as its SOURCE.md describes; download HAM10000 "
+            "from the Dataverse, rebuild the subset that way",
         ),
     ]
     return {d.name: d for d in infos}
