@@ -255,7 +255,7 @@ def medtorch_same(
         monitor="valid_accuracy",
         progress=False,
         device="cpu",
-        num_threads=threads,
+        num_threads=threads if threads is not None else "auto",
     )
     trainer = Trainer(model, optim, tcfg, None, list(ds.class_names))
     t0 = time.perf_counter()

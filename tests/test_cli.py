@@ -70,6 +70,8 @@ def trained_run(tmp_path_factory) -> Path:
                 *FAST,
                 "--set",
                 "split.method=by_recording",
+                "--set",
+                "optim.scheduler=none",  # so the resume test may extend max_epochs
             ]
         )
         == 0
@@ -146,6 +148,14 @@ def test_resume_continues_to_more_epochs(trained_run: Path, tmp_path: Path, caps
     assert code == 0, err
     hist = list(csv.DictReader((run / "history.csv").open()))
     assert [int(h["epoch"]) for h in hist] == [1, 2]
+
+
+def test_resume_with_another_schedule_length_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "runs"
+    assert main(["train", "lab2_seizure_cnn", "--out", str(out), *FAST]) == 0  # one-cycle schedule
+    (run,) = out.iterdir()
+    line = _bad(capsys, "train", "--resume", str(run), "--set", "trainer.max_epochs=2")
+    assert "trainer.max_epochs" in line
 
 
 def test_bad_missing_file(capsys, tmp_path: Path) -> None:

@@ -263,6 +263,18 @@ class Trainer:
         ``resume=True`` loads ``run_dir/checkpoints/last.pt`` (model, optimizer, scheduler,
         counters, history and every RNG) and continues exactly where that run stopped.
         """
+        threads = torch.get_num_threads()
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        try:
+            return self._fit(train, valid, resume)
+        finally:  # the thread count and determinism are process-wide: leave them as found
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
+
+    def _fit(
+        self, train: ArrayDataset, valid: ArrayDataset | None, resume: bool = False
+    ) -> list[dict[str, Any]]:
+        """:meth:`fit` without restoring the process-wide torch settings."""
         cfg = self.cfg
         self._check_data(train, valid)
         if isinstance(cfg.num_threads, int):
