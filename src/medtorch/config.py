@@ -57,7 +57,7 @@ class SplitConfig(_Section):
         import math
 
         if any(r < 0 for r in v) or not math.isclose(sum(v), 1.0, abs_tol=1e-6):
-            raise ValueError(f"expected three non-negative ratios summing to 1, got {list(v)}")
+            raise ValueError("expected three non-negative ratios (train, valid, test) summing to 1")
         return v
 
     @property
@@ -180,8 +180,15 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
     if e["type"] == "missing":
         return ConfigError(f"expected key {loc!r}, got nothing in {source}; add it to the recipe")
     got = e.get("input")
+    what = e["msg"]
+    for prefix in ("Input should be ", "Value error, expected "):
+        if what.startswith(prefix):
+            what = what[len(prefix) :]
+    if what.startswith(("greater", "less")):
+        what = "a value " + what
     return ConfigError(
-        f"expected {e['msg'].lower()}, got {got!r} in {source} key {loc!r}; fix that value"
+        f"expected {what[:1].lower() + what[1:]}, got {got!r} in {source} key {loc!r}; "
+        "fix that value"
     )
 
 
