@@ -318,23 +318,24 @@ def test_extra_input() -> None:
     assert tr.predict_proba(valid).shape == (100, 2)
 
 
-def test_pick_cpu_kernels_settings_and_auto_choice() -> None:
+def test_pick_cpu_kernels_from_counted_work() -> None:
     from medtorch.train.parts import pick_cpu_kernels
-
-    calls: list[tuple[bool, int]] = []
-
-    def step() -> None:
-        calls.append((bool(torch.backends.mkldnn.enabled), torch.get_num_threads()))
 
     cpu = torch.device("cpu")
     before = torch.get_num_threads()
-    assert pick_cpu_kernels("mkldnn", 1, cpu, step) == (True, 1)
-    assert pick_cpu_kernels("native", 1, cpu, step) == (False, 1)
-    assert calls == []  # explicit settings never time anything
+    tiny = nn.Sequential(nn.Conv1d(1, 4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 60, 3))
+    x = [torch.randn(8, 1, 64)]
+    assert pick_cpu_kernels("mkldnn", 2, cpu, tiny, x) == (True, 2)  # explicit settings win
+    assert pick_cpu_kernels("native", 1, cpu, tiny, x) == (False, 1)
+    assert pick_cpu_kernels("auto", "auto", cpu, tiny, x) == (False, 1)  # overhead-bound
+    big = nn.Sequential(nn.Conv1d(64, 64, 9, padding=4), nn.ReLU(), nn.Conv1d(64, 64, 9, padding=4))
+    xb = [torch.randn(64, 64, 256)]
     if torch.backends.mkldnn.is_available():
-        conv, threads = pick_cpu_kernels("auto", "auto", cpu, step)
-        assert isinstance(conv, bool) and threads in (1, before)
-        assert {c for c, _ in calls} == {True, False}  # both kernels were timed
-        assert {t for _, t in calls} == {1, before}  # and both thread counts
-        assert torch.backends.mkldnn.enabled  # global settings restored
-        assert torch.get_num_threads() == before
+        assert pick_cpu_kernels("auto", "auto", cpu, big, xb) == (True, before)
+    bn = nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    stats = bn[1].running_mean.clone()
+    xs = [torch.randn(8, 1, 32) + 5]
+    rng = torch.get_rng_state()
+    pick_cpu_kernels("auto", "auto", cpu, bn, xs)
+    assert torch.equal(bn[1].running_mean, stats) and bn.training  # no side effects
+    assert torch.equal(torch.get_rng_state(), rng)

@@ -121,12 +121,12 @@ class TrainerConfig(_Section):
     progress: bool = True
     num_threads: int | Literal["auto"] | None = Field(
         "auto",
-        description="torch CPU threads; auto times 1 vs all on the first batch; None keeps torch's",
+        description="torch CPU threads; auto: 1 for models of tiny ops, else all; None keeps torch's",
     )
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
     cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
         "auto",
-        description="CPU convolution kernels (oneDNN or native); auto times both on the first batch",
+        description="CPU convolution kernels (oneDNN or native); auto: native for tiny convolutions",
     )
 
 

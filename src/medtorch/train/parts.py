@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.errors import ConfigError, SplitError, fmt
@@ -182,51 +182,64 @@ def valid_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
+def forward_cost(net: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, int, float, int]:
+    """Count one forward pass: (total FLOPs, aten op calls, convolution FLOPs, conv calls)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class _Calls(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops = self.convs = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.ops += 1
+            self.convs += func.overloadpacket is torch.ops.aten.convolution
+            return func(*args, **(kwargs or {}))
+
+    training = net.training
+    net.eval()  # no BN-statistics or dropout side effects; the same ops run
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            with FlopCounterMode(display=False) as flops, _Calls() as calls:
+                net(*inputs)
+    finally:
+        net.train(training)
+    conv = sum(v for k, v in flops.get_flop_counts()["Global"].items() if "convolution" in str(k))
+    return float(flops.get_total_flops()), calls.ops, float(conv), calls.convs
+
+
 def pick_cpu_kernels(
     conv: str,
     threads: int | str | None,
     device: torch.device,
-    step: Callable[[], None],
-    large_s: float = 0.02,
+    net: nn.Module,
+    inputs: list[torch.Tensor],
+    op_flops: float = 1e6,
+    conv_flops: float = 2e6,
 ) -> tuple[bool, int]:
     """Choose oneDNN-or-native CPU convolutions and the thread count for a training run.
 
     Small clinical models at small batches are bound by fixed per-call costs: oneDNN adds
-    ~0.1 ms per convolution and a second thread adds synchronisation to every tiny op
+    ~0.1 ms to every convolution call and a second thread adds synchronisation to every op
     (the lab CNN at batch 10 trains ~1.6x faster with native kernels on one thread), while
-    larger models are several times faster with oneDNN on every core. ``"auto"`` times
-    ``step`` (one forward and backward pass on a training batch) under each candidate and
-    keeps the default (oneDNN, all threads) unless another is clearly (20%) faster; a step
-    slower than ``large_s`` is large enough that these costs cannot matter, so it is not
-    tuned. Returns (use_onednn, n_threads); the trainer saves both in its checkpoint so a
-    resumed run uses the same kernels, and so the same floating-point results.
+    large convolutions are several times faster with oneDNN on every core. ``"auto"``
+    decides from the work of one forward pass on a training batch, counted (not timed, so
+    the choice, and with it the floating-point results, is the same on every run):
+    one thread when ops average under ``op_flops`` FLOPs, native convolutions when
+    convolution calls average under ``conv_flops``. Returns (use_onednn, n_threads).
     """
     all_threads = torch.get_num_threads()
-    fixed_threads = threads if isinstance(threads, int) else all_threads
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return bool(torch.backends.mkldnn.enabled), fixed_threads
-    convs = [True, False] if conv == "auto" else [conv == "mkldnn"]
-    thread_opts = sorted({all_threads, 1}, reverse=True) if threads == "auto" else [fixed_threads]
-    candidates = [(c, t) for c in convs for t in thread_opts]
-    if len(candidates) == 1:
-        return candidates[0]
-    timings: dict[tuple[bool, int], float] = {}
-    try:
-        for cand in candidates:
-            torch.set_num_threads(cand[1])
-            with mkldnn_enabled(cand[0]):
-                step()  # warm-up: first calls allocate and pick kernels
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    step()
-                timings[cand] = (time.perf_counter() - t0) / 3
-            if cand == candidates[0] and timings[cand] > large_s:
-                return cand
-    finally:
-        torch.set_num_threads(all_threads)
-    default = candidates[0]
-    best = min(timings, key=lambda c: timings[c])
-    return best if timings[best] * 1.2 < timings[default] else default
+    n_threads = threads if isinstance(threads, int) else all_threads
+    use_onednn = conv == "mkldnn" or (conv != "native" and bool(torch.backends.mkldnn.enabled))
+    if device.type != "cpu" or (conv != "auto" and threads != "auto"):
+        return use_onednn, n_threads
+    total, ops, conv_total, convs = forward_cost(net, inputs)
+    if threads == "auto" and total / max(ops, 1) < op_flops:
+        n_threads = 1
+    if conv == "auto" and convs:
+        use_onednn = conv_total / convs >= conv_flops
+    return use_onednn, n_threads
 
 
 @contextlib.contextmanager

@@ -343,19 +343,12 @@ class Trainer:
 
         params = [p for g in opt.param_groups for p in g["params"]]
 
-        def probe() -> None:  # one forward + backward, no side effects on weights, BN or RNG
-            idx = torch.arange(min(bs, n))
-            with torch.random.fork_rng(devices=[]):
-                net.eval()
-                F.cross_entropy(net(*[x[idx] for x in xs]).float(), y[idx]).backward()
-            for p in params:
-                p.grad = None
-
         if self._resumed_cpu is not None:
             self.cpu_mkldnn, self.cpu_threads = self._resumed_cpu
         else:
+            idx = torch.arange(min(bs, n))
             self.cpu_mkldnn, self.cpu_threads = pick_cpu_kernels(
-                cfg.cpu_conv, cfg.num_threads, self.device, probe
+                cfg.cpu_conv, cfg.num_threads, self.device, net, [x[idx] for x in xs]
             )
         if self.device.type == "cpu":
             torch.set_num_threads(self.cpu_threads)
