@@ -339,3 +339,31 @@ def test_pick_cpu_kernels_from_counted_work() -> None:
     pick_cpu_kernels("auto", "auto", cpu, bn, xs)
     assert torch.equal(bn[1].running_mean, stats) and bn.training  # no side effects
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW])
+def test_fast_adam_step_is_bit_identical_to_opt_step(cls) -> None:
+    from medtorch.train.parts import FastAdamStep
+
+    finals = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+        opt = cls(m.parameters(), lr=0.01, weight_decay=0.1, fused=True)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=50)
+        assert FastAdamStep.supported(opt)
+        step = FastAdamStep(opt) if fast else opt.step
+        for _ in range(20):
+            loss = m(torch.randn(4, 5)).pow(2).mean()
+            for p in m.parameters():
+                p.grad = None
+            loss.backward()
+            step()
+            sched.step()
+        finals.append(([p.detach().clone() for p in m.parameters()], opt.state_dict()))
+    (a, sa), (b, sb) = finals
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(
+        torch.equal(sa["state"][k]["exp_avg_sq"], sb["state"][k]["exp_avg_sq"]) for k in sa["state"]
+    )
+    assert not FastAdamStep.supported(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))

@@ -44,6 +44,7 @@ from medtorch.train.augment import augment_signals
 from medtorch.train.parts import (
     HISTORY_COLUMNS,
     MONITORS,
+    FastAdamStep,
     build_optimizer,
     build_scheduler,
     class_weights,
@@ -342,6 +343,7 @@ class Trainer:
                 return self.history
 
         params = [p for g in opt.param_groups for p in g["params"]]
+        opt_step = FastAdamStep(opt) if FastAdamStep.supported(opt) else opt.step
 
         if self._resumed_cpu is not None:
             self.cpu_mkldnn, self.cpu_threads = self._resumed_cpu
@@ -401,7 +403,7 @@ class Trainer:
                         scaler.step(opt)
                         scaler.update()
                     else:
-                        opt.step()
+                        opt_step()
                     if self.optim_cfg.scheduler == "onecycle":
                         sched.step()
                     loss_sum.add_(loss.detach(), alpha=len(idx))
