@@ -114,6 +114,20 @@ def test_evaluate_reproduces_the_test_metrics(trained_run: Path, capsys) -> None
     assert after == pytest.approx(before, abs=1e-9)
 
 
+def test_evaluate_with_tta_and_refuses_training_keys(
+    trained_run: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    code, _, err = _run(capsys, "evaluate", str(run), "--set", "eval.tta=true")
+    assert code == 0, err
+    assert "tta: true" in (run / "config.yaml").read_text()
+    line = _bad(capsys, "evaluate", str(run), "--set", "trainer.seed=3")
+    assert "trainer.seed" in line
+
+
 def test_predict_csv(trained_run: Path, tmp_path: Path, capsys) -> None:
     header, rows = _uci_rows(12)
     src = _write_csv(tmp_path / "signals.csv", header, rows)

@@ -367,3 +367,39 @@ def test_fast_adam_step_is_bit_identical_to_opt_step(cls) -> None:
         torch.equal(sa["state"][k]["exp_avg_sq"], sb["state"][k]["exp_avg_sq"]) for k in sa["state"]
     )
     assert not FastAdamStep.supported(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))
+
+
+def test_predict_proba_tta_averages_flipped_views() -> None:
+    class Sym(nn.Module):  # invariant to time reversal and sign: TTA must change nothing
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(1, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x.pow(2).mean(dim=(1, 2), keepdim=False).unsqueeze(1))
+
+    class Odd(nn.Module):  # depends on the sign of the first sample only
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([3.0, -3.0]))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, 0, :1] * self.w
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 1, 16)).astype(np.float32)
+    ds = ArrayDataset({"x": x}, rng.integers(0, 2, 20), np.arange(20).astype(str), ["a", "b", "c"])
+    tcfg = TrainerConfig(progress=False)
+    sym = Trainer(Sym(), OptimConfig(), tcfg, None, ["a", "b", "c"])
+    assert np.allclose(sym.predict_proba(ds), sym.predict_proba(ds, tta=True))
+    ds2 = ArrayDataset({"x": x}, rng.integers(0, 2, 20), np.arange(20).astype(str), ["a", "b"])
+    odd = Trainer(Odd(), OptimConfig(), tcfg, None, ["a", "b"])
+    p = odd.predict_proba(ds2, tta=True)
+    plain = odd.predict_proba(ds2)
+    assert not np.allclose(p, plain)
+    # TTA is the mean of the softmax over the four views
+    views = [x, x[..., ::-1], -x, -x[..., ::-1]]
+    want = np.mean(
+        [torch.softmax(odd.model(torch.as_tensor(v.copy())), 1).detach().numpy() for v in views], 0
+    )
+    assert np.allclose(p, want, atol=1e-6)

@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="re-score a run's best checkpoint on its test split")
     e.add_argument("run_dir")
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="eval.KEY=VALUE",
+        help="change how the run is scored, e.g. --set eval.tta=true",
+    )
 
     pr = sub.add_parser("predict", help="predict with a trained run")
     pr.add_argument("run_dir")
@@ -173,7 +181,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from medtorch.pipeline import evaluate_run
 
-    evaluate_run(Path(args.run_dir), args.data_dir)
+    evaluate_run(Path(args.run_dir), args.data_dir, args.overrides)
     _summary(Path(args.run_dir))
     return 0
 

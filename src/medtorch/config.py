@@ -134,6 +134,9 @@ class EvalConfig(_Section):
     n_bootstrap: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
+    tta: bool = Field(
+        False, description="average predictions over time-reversed and sign-flipped signals"
+    )
 
 
 class RunConfig(_Section):

@@ -220,7 +220,7 @@ def train_run(
         "leakage_note": prep.split_info.get("leakage_note"),
     }
     for name, part in (("valid", valid), ("test", test)):
-        proba = trainer.predict_proba(part, checkpoint="best")
+        proba = trainer.predict_proba(part, checkpoint="best", tta=cfg.eval.tta)
         metrics[name] = score(cfg, part, proba)
         if name == "test":
             _predictions_csv(run_dir / "predictions_test.csv", part, proba)
@@ -258,12 +258,27 @@ def restore_model(run_dir: Path, checkpoint: str = "best"):
     return cfg, spec, model
 
 
-def evaluate_run(run_dir: Path, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Re-score a finished run's best checkpoint on its own test split and rewrite its report."""
+def evaluate_run(
+    run_dir: Path, data_dir: str | Path | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Re-score a finished run's best checkpoint on its own test split and rewrite its report.
+
+    ``overrides`` may change the ``eval`` section only (e.g. ``eval.tta=true``); the run's
+    config.yaml is updated to say how its metrics were computed.
+    """
     from medtorch.train.trainer import Trainer
 
     run_dir = Path(run_dir)
     cfg, _ = load_run(run_dir)
+    if overrides:
+        bad = [o for o in overrides if not o.startswith("eval.")]
+        if bad:
+            raise ConfigError(
+                f"expected eval.* keys, got {bad[0]!r} in `medtorch evaluate --set`; "
+                "training settings cannot change after training"
+            )
+        cfg = load_config(cfg.model_dump(mode="json"), overrides)
+        dump_config(cfg, run_dir / "config.yaml")
     bundled = (json.loads((run_dir / "cohort.json").read_text()).get("source") or "").startswith(
         "bundled"
     )
@@ -282,7 +297,7 @@ def evaluate_run(run_dir: Path, data_dir: str | Path | None = None) -> dict[str,
     trainer = Trainer(
         model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None, test.class_names
     )
-    proba = trainer.predict_proba(test, checkpoint=None)
+    proba = trainer.predict_proba(test, checkpoint=None, tta=cfg.eval.tta)
     metrics = (
         json.loads((run_dir / "metrics.json").read_text())
         if (run_dir / "metrics.json").is_file()

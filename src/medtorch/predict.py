@@ -68,13 +68,25 @@ def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], li
     return x[:, None, :], ids, labels
 
 
-def _proba(model: torch.nn.Module, inputs: list[np.ndarray], batch: int = 4096) -> np.ndarray:
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(inputs[0]), batch):
-            logits = model(*[torch.as_tensor(a[i : i + batch]) for a in inputs])
-            out.append(torch.softmax(logits.float(), 1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+def _proba(
+    model: torch.nn.Module, inputs: list[np.ndarray], batch: int = 4096, tta: bool = False
+) -> np.ndarray:
+    """Softmax probabilities in batches; ``tta`` averages signal views as the trainer does."""
+    views = [inputs[0]]
+    if tta and inputs[0].ndim == 3:
+        x = inputs[0]
+        views = [x, x[..., ::-1].copy(), -x, -x[..., ::-1].copy()]
+    total = None
+    for view in views:
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(view), batch):
+                chunk = [torch.as_tensor(a[i : i + batch]) for a in (view, *inputs[1:])]
+                out.append(torch.softmax(model(*chunk).double(), 1).numpy())
+        p = np.concatenate(out) if out else np.zeros((0, 0))
+        total = p if total is None else total + p
+    assert total is not None
+    return total / len(views)
 
 
 def predict_to_csv(run_dir: Path, input_path: Path, out: Path) -> str:
@@ -97,7 +109,7 @@ def predict_to_csv(run_dir: Path, input_path: Path, out: Path) -> str:
         labels: list[str] | None = [str(int(v)) for v in y]
     else:
         x, ids, labels = read_signal_csv(Path(input_path), spec["hints"]["n_times"])
-    proba = _proba(model, [norm.transform(x)])
+    proba = _proba(model, [norm.transform(x)], tta=cfg.eval.tta)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)

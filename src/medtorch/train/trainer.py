@@ -531,8 +531,14 @@ class Trainer:
         return int(state["epoch"]), int(state["epochs_without_improvement"])
 
     # -- inference ---------------------------------------------------------------------------
-    def predict_proba(self, ds: ArrayDataset, checkpoint: str | None = None) -> np.ndarray:
+    def predict_proba(
+        self, ds: ArrayDataset, checkpoint: str | None = None, tta: bool = False
+    ) -> np.ndarray:
         """(N, K) softmax probabilities (float64), eval mode, no gradients.
+
+        ``tta``: for signals (N, C, T), average the probabilities over the input, its time
+        reversal, its sign flip and both (test-time augmentation matching
+        ``trainer.augment``'s reverse_time and flip_sign).
 
         ``checkpoint``: None uses the model's current weights; ``"best"`` / ``"last"`` load
         ``run_dir/checkpoints/<name>.pt`` (``"best"`` falls back to the in-memory best when
@@ -565,5 +571,9 @@ class Trainer:
         if state is not None:
             net = copy.deepcopy(self.model)
             net.load_state_dict(state)
-        logits = self._logits(net, self._tensors(ds))
-        return torch.softmax(logits.double(), 1).cpu().numpy()
+        xs = self._tensors(ds)
+        if not (tta and xs[0].ndim == 3):
+            return torch.softmax(self._logits(net, xs).double(), 1).cpu().numpy()
+        views = (xs[0], xs[0].flip(-1), -xs[0], -xs[0].flip(-1))
+        probs = [torch.softmax(self._logits(net, [v, *xs[1:]]).double(), 1) for v in views]
+        return (torch.stack(probs).mean(0)).cpu().numpy()
