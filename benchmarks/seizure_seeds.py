@@ -44,9 +44,18 @@ def run_one(recipe: str, seed: int, split: str, out: Path, threads: int | None) 
             1
         ]
     )
+    return {**read_run(run_dir), "wall_s": round(wall, 1)}
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The row of an existing run folder (recipe, split and seed from its config.yaml)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     m = json.loads((run_dir / "metrics.json").read_text())
     test = m["test"]["overall"]
-    return {"recipe": recipe, "seed": seed, "split": split, "run_dir": str(run_dir), "wall_s": round(wall, 1),
+    return {"recipe": cfg["name"].rsplit("-", 2)[0], "seed": cfg["trainer"]["seed"],
+            "split": cfg["split"]["method"], "run_dir": str(run_dir), "tta": cfg["eval"].get("tta"),
             "best_epoch": m.get("best_epoch"), "leakage_note": m.get("leakage_note"),
             "ci_method": m["test"]["ci_method"],
             **{k: test[k]["value"] for k in METRICS},
@@ -80,7 +89,14 @@ def table(summary: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("recipes", nargs="+")
+    p.add_argument("recipes", nargs="*")
+    p.add_argument(
+        "--from-runs",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="summarise these existing run folders instead of training",
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--splits", nargs="+", default=["random", "by_recording"])
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each on one thread when > 1)")
@@ -93,6 +109,8 @@ def main() -> None:
     threads = 1 if a.jobs > 1 else None
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda j: run_one(*j, a.out, threads), jobs))
+    rows += [read_run(d) for d in a.from_runs]
+    jobs += [(r["recipe"], r["seed"], r["split"]) for r in rows[len(rows) - len(a.from_runs) :]]
     a.json.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(a.json.read_text()) if a.json.is_file() else {"runs": []}
     keep = [
