@@ -254,3 +254,37 @@ def test_listing_commands(capsys) -> None:
     assert code == 0 and "lab_cnn" in out and "hannun_resnet1d" in out
     code, out, _ = _run(capsys, "recipes")
     assert code == 0 and "lab2_seizure_cnn" in out and "seizure_resnet1d" in out
+
+
+def test_same_seed_same_run(tmp_path: Path) -> None:
+    """Two CLI runs of one recipe and seed give the same weights and history (CPU)."""
+    import torch
+
+    hist, weights = [], []
+    for i in (1, 2):
+        out = tmp_path / str(i)
+        assert (
+            main(
+                [
+                    "train",
+                    "lab2_seizure_cnn",
+                    "--out",
+                    str(out),
+                    *FAST,
+                    "--set",
+                    "trainer.max_epochs=2",
+                ]
+            )
+            == 0
+        )
+        (run,) = out.iterdir()
+        rows = list(csv.DictReader((run / "history.csv").open()))
+        hist.append(
+            [
+                {k: v for k, v in r.items() if k not in ("epoch_time_s", "train_samples_per_s")}
+                for r in rows
+            ]
+        )
+        weights.append(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"])
+    assert hist[0] == hist[1]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

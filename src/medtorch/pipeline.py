@@ -167,6 +167,8 @@ def train_run(
     bundled: bool = False,
 ) -> Path:
     """Train one recipe and write a complete run folder; returns its path."""
+    import torch
+
     from medtorch.train.trainer import Trainer
 
     t0 = time.perf_counter()
@@ -208,6 +210,7 @@ def train_run(
             "inputs": list(train.inputs),
         },
     )
+    torch.manual_seed(cfg.trainer.seed)  # the initial weights are part of the seeded run
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
     trainer.fit(train, valid, resume=resume_dir is not None)
