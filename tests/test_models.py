@@ -152,3 +152,24 @@ def test_rr_model_uses_rr_features() -> None:
     model, (x, rr), _ = _build("hannun_resnet1d_rr")
     model.eval()
     assert not torch.allclose(model(x, rr), model(x, rr + 1.0))
+
+
+def test_fast_gru_training_path_matches_nn_gru() -> None:
+    """The CPU training path of the GRU gives nn.GRU's outputs and gradients (float64)."""
+    from medtorch.models import fast_gru
+
+    torch.manual_seed(0)
+    model = create_model("gru", n_inputs=2, n_classes=3, dropout=0.0).double().train()
+    x = torch.randn(4, 2, 9, dtype=torch.float64)
+    assert fast_gru.usable(model.rnn, x.transpose(1, 2))
+    fast = model(x)
+    grads_fast = torch.autograd.grad(fast.square().sum(), list(model.parameters()))
+    with torch.no_grad():  # the nn.GRU path (used for inference and export)
+        ref_nograd = model(x)
+    assert torch.allclose(fast, ref_nograd, atol=1e-12)
+    _, h = model.rnn(x.transpose(1, 2))
+    ref = model.head(h[-1])
+    grads_ref = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    assert torch.allclose(fast, ref, atol=1e-12)
+    for a, b in zip(grads_fast, grads_ref):
+        assert torch.allclose(a, b, atol=1e-10)

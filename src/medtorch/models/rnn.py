@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from medtorch.errors import ModelError, fmt
+from medtorch.models import fast_gru
 from medtorch.models.registry import ModelExample, register_model
 
 
@@ -57,6 +58,8 @@ class RecurrentNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)  # (N, C, T) -> (N, T, C)
+        if fast_gru.usable(self.rnn, x):  # same parameters and math, faster CPU training
+            return self.head(fast_gru.gru_sequence(self.rnn, x)[:, -1])  # (N, n_classes)
         _, h = self.rnn(x)
         h_n = h[0] if isinstance(h, tuple) else h  # LSTM returns (h_n, c_n)
         # h_n: (layers * dirs, N, H). Its forward part equals the lab's x[:, -1, :]; for a
