@@ -87,7 +87,7 @@ def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     fs_hz = float(p["fs_hz"])
     lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
     scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-    x, rr, _ = beat_inputs(lead, fs_hz, scaled, p["window_s"])
+    x, rr, _ = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]))
     inputs = [norm.transform(x), rr][: len(spec["inputs"])]
     return inputs, rec.n_samples / rec.fs_hz
 

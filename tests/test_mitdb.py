@@ -20,6 +20,7 @@ from medtorch.data.tasks.mitdb import (
     beat_inputs,
     mitdb_aami_beats,
     mitdb_af_windows,
+    patient_relative,
     rr_features,
 )
 from medtorch.errors import ConfigError
@@ -91,6 +92,38 @@ def test_record_100_beat_counts(data_dir: Path) -> None:
     x = ds.inputs["x"][:, 0]
     assert np.median(np.abs(x).argmax(axis=1)) == pytest.approx(90, abs=3)
     assert 0.6 < float(ds.inputs["rr"][:, 3].mean()) < 1.0  # ~75 bpm
+
+
+def test_patient_relative_is_per_record_and_scale_free() -> None:
+    rng = np.random.default_rng(0)
+    t = np.linspace(-1, 1, 60)
+    normal = np.exp(-((t / 0.05) ** 2))  # a narrow R wave
+    x = normal[None, None, :] + 0.01 * rng.standard_normal((50, 1, 60))
+    x[7, 0] = -2.0 * np.exp(-((t / 0.3) ** 2))  # one wide, inverted (ventricular-like) beat
+    samples = np.cumsum(np.full(50, 300))
+    samples[20] -= 120  # one premature beat
+    rr = rr_features(samples, 360.0)
+    xp, rp = patient_relative(x, rr)
+    xs, rs = patient_relative(5.0 * x + 3.0, rr)  # gain and offset of another recorder
+    np.testing.assert_allclose(xs, xp, atol=1e-4)
+    np.testing.assert_allclose(rs, rp)
+    energy = np.abs(xp[:, 1]).mean(axis=1)  # distance from the record's median beat
+    assert energy.argmax() == 7 and energy[7] > 20 * np.median(energy)
+    assert rp[20, 4] < -0.4 and rp[20, 3] < -0.8  # premature vs context and vs next RR
+    assert np.abs(rp[45:49, :6]).max() < 1e-6  # regular beats (20 past beat 20) sit at 0
+    np.testing.assert_allclose(rp[:, 6], rp[:, 6].clip(0))  # irregularity is >= 0
+
+
+@pytest.mark.realdata
+def test_patient_norm_on_record_119(data_dir: Path) -> None:
+    # 119: ventricular bigeminy/trigeminy, N 1,543 and V 444 beats
+    ds = mitdb_aami_beats(data_dir, records=["119"], fs_hz=180.0, patient_norm=True)
+    assert ds.inputs["x"].shape[1] == 2 and ds.inputs["rr"].shape[1] == 7
+    assert ds.meta["patient_norm"] and len(ds.meta["rr_features"]) == 7
+    dist = np.abs(ds.inputs["x"][:, 1]).mean(axis=1)
+    n, v = ds.y == 0, ds.y == 2
+    assert np.median(dist[v]) > 4 * np.median(dist[n])
+    assert abs(float(np.median(ds.inputs["rr"][n, 0]))) < 0.15  # N beats near the record's RR
 
 
 @pytest.mark.realdata

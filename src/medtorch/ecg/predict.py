@@ -37,7 +37,7 @@ from medtorch.data.tasks.mitdb import (
 log = logging.getLogger("medtorch")
 Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
-                                 "filter": True}  # fmt: skip
+                                 "filter": True, "patient_norm": False}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
                                "filter": True}  # fmt: skip
 
@@ -98,8 +98,11 @@ def predict_record(
     """Classify every beat of a WFDB record and (with ``af_model``) find AF episodes.
 
     ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (a one-input model
-    gets ``x`` only); ``normalizer_apply`` is applied to ``x`` as in training (the run's
-    ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s, filter.
+    gets ``x`` only), or ``(x (N,2,T), rr (N,7))`` when the run used ``patient_norm`` (the
+    beats are then expressed relative to this record, over all its beats, as in training);
+    ``normalizer_apply`` is applied to ``x`` as in training (the run's
+    ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
+    filter, patient_norm.
     Returns per-beat rows (sample, time_s, source, reference symbol/class when annotated,
     predicted class, one probability per class) and AF episodes ``{start_s, end_s}``
     merged from consecutive positive windows. Beats whose window runs off the record are
@@ -118,7 +121,7 @@ def predict_record(
         fs_hz = float(p["fs_hz"])
         lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
         scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-        x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"])
+        x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]))
         if normalizer_apply is not None:
             x = normalizer_apply(x)
         n_inputs = _n_inputs(model)
