@@ -23,7 +23,7 @@ from medtorch.data.tasks.mitdb import (
     patient_relative,
     rr_features,
 )
-from medtorch.errors import ConfigError
+from medtorch.errors import ConfigError, SplitError
 
 
 def test_aami_mapping() -> None:
@@ -77,6 +77,16 @@ def test_ds1_ds2_protocol_synthetic() -> None:
     assert parts["train"] == set(DS1) - parts["valid"]
     again = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", seed=1))
     assert all((again[k] == split[k]).all() for k in split)  # the seed fixes the draw
+    chosen = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2",
+                                        valid_groups=["108", "112"]))  # fmt: skip
+    assert set(groups[chosen["valid"]]) == {"108", "112"}
+    assert set(groups[chosen["train"]]) == set(DS1) - {"108", "112"}
+    with pytest.raises(SplitError, match="valid_groups=null"):  # not silently ignored
+        make_split(ds, SplitConfig(method="random", valid_groups=["108"]))
+    for bad in (["100"], ["108", "100"], []):  # DS2 records would leak the test set
+        with pytest.raises(SplitError, match=r"split\.valid_groups"):
+            make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2",
+                                       valid_groups=bad))  # fmt: skip
 
 
 @pytest.mark.realdata
@@ -112,14 +122,18 @@ def test_patient_relative_is_per_record_and_scale_free() -> None:
     assert rp[20, 4] < -0.4 and rp[20, 3] < -0.8  # premature vs context and vs next RR
     assert np.abs(rp[45:49, :6]).max() < 1e-6  # regular beats (20 past beat 20) sit at 0
     np.testing.assert_allclose(rp[:, 6], rp[:, 6].clip(0))  # irregularity is >= 0
+    # the rhythm strip: column 7 + 8 + j is the previous RR of beat i + j over the record mean
+    np.testing.assert_allclose(rp[12:28, 15], rp[12:28, 0])
+    np.testing.assert_allclose(rp[18, 7 + 8 + 2], rp[20, 0])
+    np.testing.assert_allclose(rp[0, 7:15], rp[0, 0])  # clipped at the record start
 
 
 @pytest.mark.realdata
 def test_patient_norm_on_record_119(data_dir: Path) -> None:
     # 119: ventricular bigeminy/trigeminy, N 1,543 and V 444 beats
     ds = mitdb_aami_beats(data_dir, records=["119"], fs_hz=180.0, patient_norm=True)
-    assert ds.inputs["x"].shape[1] == 2 and ds.inputs["rr"].shape[1] == 7
-    assert ds.meta["patient_norm"] and len(ds.meta["rr_features"]) == 7
+    assert ds.inputs["x"].shape[1] == 2 and ds.inputs["rr"].shape[1] == 24
+    assert ds.meta["patient_norm"] and len(ds.meta["rr_features"]) == 24
     dist = np.abs(ds.inputs["x"][:, 1]).mean(axis=1)
     n, v = ds.y == 0, ds.y == 2
     assert np.median(dist[v]) > 4 * np.median(dist[n])

@@ -50,6 +50,14 @@ class SplitConfig(_Section):
     n_folds: int = 5
     fold: int = 0
     protocol: str | None = None
+    # protocols that draw validation groups (mitdb_ds1_ds2) take exactly these instead
+    valid_groups: list[str] | None = None
+
+    @field_validator("valid_groups", mode="before")
+    @classmethod
+    def _groups_as_text(cls, v: Any) -> Any:
+        # YAML reads record names such as 108 as numbers; group ids are compared as text
+        return [str(g) for g in v] if isinstance(v, list | tuple) else v
 
     @field_validator("ratios")
     @classmethod

@@ -143,6 +143,11 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
     """
     n = len(ds)
     idx = np.arange(n)
+    if cfg.valid_groups is not None and cfg.method != "protocol":
+        raise SplitError(
+            f"expected split.valid_groups only with split.method=protocol, got method "
+            f"{cfg.method!r} with valid_groups {cfg.valid_groups}; set split.valid_groups=null"
+        )
     if cfg.method == "random":
         split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, None)))
     elif cfg.method == "stratified":
@@ -240,6 +245,7 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
     return {
         "method": cfg.method,
         "protocol": cfg.protocol,
+        "valid_groups": cfg.valid_groups,
         "seed": cfg.seed,
         "ratios": list(cfg.ratios),
         "n_folds": cfg.n_folds if cfg.method == "grouped_kfold" else None,

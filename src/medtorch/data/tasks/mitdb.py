@@ -55,7 +55,11 @@ RR_FEATURES = ["prev_rr_s", "next_rr_s", "local_rr_s", "record_rr_s"]
 PATIENT_RR_FEATURES = ["log_prev_over_record", "log_next_over_record", "log_local_over_record",
                        "log_prev_over_next", "log_prev_over_centered", "log_next_over_centered",
                        "irregularity"]  # fmt: skip
-PATIENT_CONTEXT_BEATS = 20  # the centred RR median and irregularity use +-20 beats
+PATIENT_CONTEXT_BEATS = 20  # the centred RR mean and irregularity use +-20 beats
+RR_SEQUENCE_BEATS = 8  # plus the RR intervals of the +-8 neighbouring beats, as a sequence
+PATIENT_RR_FEATURES += [f"log_rr_{j:+d}_over_record"
+                        for j in range(-RR_SEQUENCE_BEATS, RR_SEQUENCE_BEATS + 1)]  # fmt: skip
+N_PATIENT_RR = len(PATIENT_RR_FEATURES)  # 24
 AF_RHYTHMS = frozenset({"(AFIB", "(AFL"})
 INTRA_PATIENT_WARNING = "intra-patient split: beats of one record in train and test; optimistic"
 
@@ -127,27 +131,30 @@ def patient_relative(x: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndar
     its record: ``x`` (K, 1, T) becomes (K, 2, T) = [beat, beat - record median beat], both
     with the window's median removed and divided by the median beat's peak-to-peak
     amplitude; ``rr`` (K, 4) seconds (:func:`rr_features`) becomes the
-    :data:`PATIENT_RR_FEATURES` (K, 7): log ratios of the previous/next/local RR to the
+    :data:`PATIENT_RR_FEATURES` (K, 24): log ratios of the previous/next/local RR to the
     record mean RR, previous to next, previous and next to the mean RR of the
     +-:data:`PATIENT_CONTEXT_BEATS` surrounding beats, and the rhythm's irregularity there
-    (5 x mean |successive difference of log RR|). The references are means, not medians:
+    (5 x median |successive difference of log RR|). The references are means, not medians:
     where premature beats outnumber normal ones (MIT-BIH 232: 1,382 APCs, 398 normal beats
-    after long pauses) the median RR is the premature interval and would hide them. Uses the whole record, as a cardiologist
+    after long pauses) the median RR is the premature interval and would hide them.
+    Last, the previous-RR of the +-:data:`RR_SEQUENCE_BEATS` neighbours over the record mean,
+    a short rhythm strip that tells a bimodal rhythm (ectopic runs between pauses) from the
+    chaotic one of atrial fibrillation, which one irregularity number cannot. Uses the whole record, as a cardiologist
     reading the strip would; :mod:`medtorch.ecg.predict` does the same on a new record.
 
     >>> x = np.zeros((5, 1, 5), np.float32); x[:, 0, 1] = 1.0; x[2, 0, 2] = 1.0
     >>> rr = np.array([[1.0, 1.0, 1.0, 0.9]] * 5); rr[2, :2] = [0.5, 1.5]
     >>> xp, rp = patient_relative(x, rr)
     >>> xp.shape, rp.shape, xp[2, 1].tolist(), xp[0, 1].tolist()
-    ((5, 2, 5), (5, 7), [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0])
+    ((5, 2, 5), (5, 24), [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0])
     >>> round(float(rp[2, 3]), 3)  # log(0.5 / 1.5)
     -1.099
     """
-    from scipy.ndimage import uniform_filter1d
+    from scipy.ndimage import median_filter, uniform_filter1d
 
     k = len(x)
     if k == 0:
-        return np.zeros((0, 2, x.shape[-1]), np.float32), np.zeros((0, 7), np.float32)
+        return np.zeros((0, 2, x.shape[-1]), np.float32), np.zeros((0, N_PATIENT_RR), np.float32)
     b = x[:, 0, :].astype(np.float64)
     b = b - np.median(b, axis=1, keepdims=True)  # per-window baseline
     med = np.median(b, axis=0)
@@ -159,10 +166,15 @@ def patient_relative(x: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndar
     width = 2 * PATIENT_CONTEXT_BEATS + 1
     centred = uniform_filter1d(prev, width, mode="nearest")
     lp = np.log(prev)
-    irregular = 5.0 * uniform_filter1d(np.abs(np.diff(lp, prepend=lp[0])), width, mode="nearest")
+    # median, not mean: AF is irregular at every beat, while a few long pauses between
+    # regular runs (sinus arrest, blocked APCs) must not make a rhythm look fibrillating
+    irregular = 5.0 * median_filter(np.abs(np.diff(lp, prepend=lp[0])), size=width, mode="nearest")
     feats = [np.log(prev / rec), np.log(nxt / rec), np.log(local / rec), np.log(prev / nxt),
              np.log(prev / centred), np.log(nxt / centred), irregular]  # fmt: skip
-    return xp, np.stack(feats, axis=1).astype(np.float32)
+    offsets = np.arange(-RR_SEQUENCE_BEATS, RR_SEQUENCE_BEATS + 1)
+    neighbours = np.clip(np.arange(k)[:, None] + offsets[None, :], 0, k - 1)  # (K, 17)
+    strip = np.log(prev[neighbours] / rec)
+    return xp, np.concatenate([np.stack(feats, axis=1), strip], axis=1).astype(np.float32)
 
 
 def beat_inputs(
@@ -177,7 +189,7 @@ def beat_inputs(
     Returns ``x`` (K, 1, T) float32, ``rr`` (K, 4) float32 and ``kept`` (K,) indices into
     ``beat_samples`` of the beats whose window lies inside the record. RR features use all
     beats (computed before dropping any). ``patient_norm``: :func:`patient_relative`
-    inputs instead, ``x`` (K, 2, T) and ``rr`` (K, 7).
+    inputs instead, ``x`` (K, 2, T) and ``rr`` (K, 24).
     """
     before, after = window_bounds(window_s, fs_hz)
     s = np.asarray(beat_samples, dtype=np.int64)
@@ -269,7 +281,7 @@ def extract_beats(
         "x": np.concatenate([r["x"] for r in results]) if results else empty_x,
         "rr": np.concatenate([r["rr"] for r in results])
         if results
-        else np.zeros((0, 7 if patient_norm else 4)),
+        else np.zeros((0, N_PATIENT_RR if patient_norm else 4)),
         "y": np.concatenate([r["y"] for r in results]) if results else np.zeros(0, np.int64),
         "record": np.concatenate(
             [np.full(len(r["y"]), str(rec)) for rec, r in zip(records, results)]
@@ -312,7 +324,7 @@ def mitdb_aami_beats(
     ``rr=False`` leaves out the ``rr`` input, for models that take the waveform only
     (e.g. ``lab_cnn``): the model is called as ``model(*inputs.values())``.
     ``patient_norm=True``: each beat relative to its own record (:func:`patient_relative`),
-    x (N, 2, T) = [beat, beat - record median beat] and rr (N, 7) record-relative RR.
+    x (N, 2, T) = [beat, beat - record median beat] and rr (N, 24) record-relative RR.
     """
     root = mitdb_dir(data_dir)
     recs = _check_records(records, ALL_RECORDS)
@@ -367,7 +379,8 @@ def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
 
     The number of validation records is ``round(len(DS1) * r_valid / (r_train + r_valid))``
     (4 of 22 with the default ratios); records are drawn with ``cfg.seed``, preferring a
-    draw that holds S and V beats in both train and valid.
+    draw that holds S and V beats in both train and valid. ``cfg.valid_groups`` names the
+    validation records instead (DS1 records only: a DS2 record there would leak the test).
     """
     groups = np.asarray(ds.groups).astype(str)
     ds1 = [r for r in DS1 if r in set(groups)]
@@ -383,7 +396,16 @@ def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
     want = [ds.class_names.index(c) for c in ("S", "V") if c in ds.class_names]
     draw: list[str] = []
-    for _ in range(200):
+    if cfg.valid_groups is not None:
+        draw = sorted(str(r) for r in cfg.valid_groups)
+        bad = [r for r in draw if r not in ds1]
+        if not draw or bad or len(draw) >= len(ds1):
+            raise SplitError(
+                f"expected 1 to {len(ds1) - 1} DS1 records present in the dataset, got "
+                f"{draw} in split.valid_groups ({bad or 'too many'} not allowed); validation "
+                f"must come from DS1 ({', '.join(ds1)}), never from the DS2 test records"
+            )
+    for _ in range(0 if draw else 200):
         draw = sorted(rng.choice(ds1, size=min(n_valid, len(ds1) - 1), replace=False).tolist())
         v = np.isin(groups, draw)
         t = np.isin(groups, ds1) & ~v
