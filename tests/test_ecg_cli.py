@@ -52,7 +52,8 @@ def test_beats_train_predict_both_sources_and_export(
     data_dir: Path, tmp_path: Path, capsys
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
-                 "task.params.records=[101, 106, 119, 100, 105]")  # fmt: skip
+                 "task.params.records=[101, 106, 119, 100, 105]",
+                 "split.valid_groups=[119]")  # fmt: skip
     aami = json.loads((run / "metrics.json").read_text())["test"]["aami"]
     assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]
     assert "AAMI heartbeat classes" in (run / "report.html").read_text()
@@ -63,6 +64,16 @@ def test_beats_train_predict_both_sources_and_export(
     rows = _rows(out)
     assert len(rows) > 1900 and {r["source"] for r in rows} == {"annotations"}
     assert {"sample", "predicted", "p_N", "p_V", "ref_class"} <= set(rows[0])
+
+    # predict builds exactly the training inputs (patient-relative ones included): its
+    # probabilities for test record 100 match the run's own test predictions
+    out100 = tmp_path / "100.csv"
+    assert main(["predict", str(run), str(data_dir / "mitdb" / "100"), "--out", str(out100)]) == 0
+    pred = {f"100:{r['sample']}": float(r["p_N"]) for r in _rows(out100)}
+    ref = {r["sample_id"]: float(r["p_N"]) for r in _rows(run / "predictions_test.csv")
+           if r["group"] == "100"}  # fmt: skip
+    assert len(ref) > 2000 and ref.keys() <= pred.keys()
+    assert max(abs(pred[k] - v) for k, v in ref.items()) < 1e-4
 
     stem = _unannotated_copy(data_dir, tmp_path)
     out2 = tmp_path / "r201.csv"
