@@ -101,3 +101,29 @@ def test_af_train_and_predict_windows(data_dir: Path, tmp_path: Path, capsys) ->
     rows = _rows(out)
     assert len(rows) == 12 and {"start_s", "p_af", "predicted"} <= set(rows[0])
     assert out.with_suffix(".episodes.csv").is_file()
+
+
+def test_af_with_rr_features_predicts_from_annotations_or_xqrs(
+    data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    run = _train(data_dir, tmp_path / "runs", "mitdb_af_resnet1d",
+                 "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
+                 "task.params.rr=true", "model.name=hannun_resnet1d_rr")  # fmt: skip
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["inputs"] == ["x", "rr"]
+    # predict rebuilds the training inputs: same probabilities as the run's own test rows
+    test_records = {r["group"] for r in _rows(run / "predictions_test.csv")}
+    rec = sorted(test_records)[0]
+    out = tmp_path / "af_ann.csv"
+    assert main(["predict", str(run), str(data_dir / "mitdb" / rec), "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert {r["beats_source"] for r in rows} == {"annotations"}
+    ref = {r["sample_id"]: float(r["p_af"]) for r in _rows(run / "predictions_test.csv")
+           if r["group"] == rec}  # fmt: skip
+    got = {f"{rec}:{round(float(r['start_s']) * 360)}": float(r["p_af"]) for r in rows}
+    assert len(ref) == 180 and ref.keys() == got.keys()
+    assert max(abs(got[k] - v) for k, v in ref.items()) < 1e-4
+    out2 = tmp_path / "af_xqrs.csv"
+    stem = _unannotated_copy(data_dir, tmp_path)
+    assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
+    assert {r["beats_source"] for r in _rows(out2)} == {"xqrs"}

@@ -17,6 +17,7 @@ from medtorch.data.tasks.mitdb import (
     DS2,
     PACED,
     af_indicator,
+    af_rr_features,
     beat_inputs,
     mitdb_aami_beats,
     mitdb_af_windows,
@@ -167,3 +168,17 @@ def test_af_windows(data_dir: Path) -> None:
     per = ds.meta["af_windows_per_record"]
     assert per.get("201", 0) > 0 and per.get("203", 0) > 0 and "100" not in per
     assert (ds.y[ds.groups == "100"] == 0).all() and len(ds) == 3 * 180
+
+
+def test_af_rr_features_regular_irregular_and_empty() -> None:
+    rng = np.random.default_rng(1)
+    fs, n_win = 100.0, 1000  # 10 s windows
+    regular = np.arange(0, 1000, 80)  # 0.8 s, perfectly regular
+    chaotic = 1000 + np.cumsum(rng.uniform(40, 110, 14)).astype(int)  # AF-like, 0.4-1.1 s
+    beats = np.concatenate([regular, chaotic[chaotic < 2000], [2500, 2990]])  # then a pause
+    f = af_rr_features(beats, fs, np.array([0, 1000, 2000]), n_win)
+    assert f.shape == (3, 8) and f.dtype == np.float32
+    np.testing.assert_allclose(f[0, 2:7], 0.0, atol=1e-6)  # no spread in the regular window
+    assert f[0, 0] == pytest.approx(len(regular) / 10.0) and f[0, 7] == 1.0
+    assert f[1, 2] > 0.15 and f[1, 5] > 0.5 and f[1, 7] == 1.0  # irregularly irregular
+    assert f[2, 7] == 0.0 and f[2, 0] == pytest.approx(0.2)  # 2 beats: spreads undefined

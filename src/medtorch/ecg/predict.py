@@ -28,18 +28,20 @@ from medtorch.data.tasks.mitdb import (
     AAMI_CLASSES,
     AAMI_MAP,
     BEAT_SYMBOLS,
+    af_rr_features,
     af_window_inputs,
     beat_inputs,
     prepare_lead,
     select_lead,
 )
+from medtorch.errors import ConfigError
 
 log = logging.getLogger("medtorch")
 Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
                                  "filter": True, "patient_norm": False}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
-                               "filter": True}  # fmt: skip
+                               "filter": True, "rr": False}  # fmt: skip
 
 
 def _stem(path: Path | str) -> Path:
@@ -140,9 +142,11 @@ def predict_record(
             row.update({f"p_{c}": round(float(v), 6) for c, v in zip(class_names, proba[j])})
             rows.append(row)
     episodes: list[dict[str, float]] = []
-    if af_model is not None:
-        _, episodes = predict_af(af_model, af_normalizer_apply, rec, af_task_params,
-                                 max_duration_s, batch_size)  # fmt: skip
+    if af_model is not None:  # reuse the beats found above; else predict_af finds them
+        known = (samples, source) if model is not None else None
+        _, episodes = predict_af(af_model, af_normalizer_apply, rec if known else stem,
+                                 af_task_params, max_duration_s, batch_size, beats=known,
+                                 use_annotations=use_annotations, annotation_ext=annotation_ext)  # fmt: skip
     return rows, episodes
 
 
@@ -160,12 +164,18 @@ def predict_af(
     task_params: dict[str, Any] | None = None,
     max_duration_s: float | None = None,
     batch_size: int = 4096,
+    beats: tuple[np.ndarray, str] | None = None,
+    use_annotations: bool = True,
+    annotation_ext: str = "atr",
 ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
     """AF probability per non-overlapping window (rows) and merged AF episodes.
 
-    ``record``: a :class:`~medtorch.data.sources.wfdb_reader.Record` or a path stem.
+    ``record``: a :class:`~medtorch.data.sources.wfdb_reader.Record` or a path stem. Runs
+    trained with ``rr: true`` also need the beats, ``(samples at the record's rate,
+    source)``: given, or read from the annotations next to a path stem, or found by XQRS.
     """
-    rec = record if hasattr(record, "signal") else read_record(_stem(record))
+    stem = None if hasattr(record, "signal") else _stem(record)
+    rec = record if stem is None else read_record(stem)
     p = {**AF_DEFAULTS, **(task_params or {})}
     i, _ = select_lead(rec.sig_names, str(p["lead"]))
     raw = rec.signal[i]
@@ -176,10 +186,26 @@ def predict_af(
     x, starts = af_window_inputs(lead, rec.fs_hz, window_s, p["target_fs_hz"])
     if normalizer_apply is not None:
         x = normalizer_apply(x)
-    proba = predict_proba(af_model, [x], batch_size)
+    inputs = [x]
+    source = ""
+    if bool(p["rr"]):
+        if beats is None:
+            if stem is None:
+                raise ConfigError(
+                    f"expected the beats of record {rec.name} for an AF run trained with "
+                    "task.params.rr=true, got a loaded record and beats=None; pass the "
+                    "record's path (its annotations or XQRS give the beats) or beats="
+                )
+            samples, _, source = _beats(stem, raw, rec.fs_hz, use_annotations, annotation_ext)
+        else:
+            samples, source = beats
+        n_win = round(window_s * rec.fs_hz)
+        inputs.append(af_rr_features(np.sort(samples), rec.fs_hz, starts, n_win))
+    proba = predict_proba(af_model, inputs, batch_size)
     rows = [{"record": rec.name, "start_s": round(s / rec.fs_hz, 4),
              "end_s": round(s / rec.fs_hz + window_s, 4), "predicted": "af" if q[1] >= 0.5 else "other",
-             "p_other": round(float(q[0]), 6), "p_af": round(float(q[1]), 6)}
+             "p_other": round(float(q[0]), 6), "p_af": round(float(q[1]), 6),
+             **({"beats_source": source} if source else {})}
             for s, q in zip(starts, proba)]  # fmt: skip
     return rows, merge_episodes([r["start_s"] for r in rows], proba[:, 1] >= 0.5, window_s)
 

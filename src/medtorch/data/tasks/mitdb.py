@@ -450,8 +450,52 @@ def af_window_inputs(
     return x.astype(np.float32), np.arange(n, dtype=np.int64) * n_win
 
 
-def _record_af(args: tuple[Path, str, float, float | None, bool]) -> dict[str, Any]:
-    stem, lead, window_s, target_fs_hz, filter = args
+AF_RR_FEATURES = ["beats_per_s", "log_median_rr", "cv_rr", "rmssd_over_mean",
+                  "median_abs_diff_over_median", "pnn50", "frac_off_median_15pct",
+                  "frac_rr_defined"]  # fmt: skip
+
+
+def af_rr_features(
+    beat_samples: np.ndarray, fs_hz: float, starts: np.ndarray, n_win: int
+) -> np.ndarray:
+    """Rhythm features of each window from its RR intervals, (W, 8): :data:`AF_RR_FEATURES`.
+
+    The classic signs of atrial fibrillation are in the RR series ("irregularly
+    irregular"): spread (coefficient of variation, RMSSD / mean RR, median |successive
+    difference| / median RR), pNN50 and the share of intervals more than 15 % off the
+    window's median, beside the rate. An interval belongs to the window where its closing
+    beat lies. Windows with fewer than 3 intervals (pauses, noise) get 0 spreads and
+    ``frac_rr_defined`` 0, so the model can tell them apart. ``beat_samples``: sorted
+    indices of all beats of the record, at ``fs_hz`` (the rate of ``starts``).
+
+    >>> beats = np.array([0, 100, 200, 300, 400, 500, 560, 700, 760, 900])  # regular, then not
+    >>> f = af_rr_features(beats, 100.0, np.array([0, 500]), 500)
+    >>> [round(float(v), 2) for v in f[:, 2]], f[:, 5].tolist()  # cv_rr, pnn50
+    ([0.0, 0.36], [0.0, 1.0])
+    """
+    s = np.asarray(beat_samples, dtype=np.int64)
+    rr = np.diff(s) / fs_hz  # interval j closes at beat j + 1
+    closes = s[1:]
+    out = np.zeros((len(starts), len(AF_RR_FEATURES)), dtype=np.float64)
+    lo = np.searchsorted(closes, starts, side="left")
+    hi = np.searchsorted(closes, starts + n_win, side="left")
+    n_beats = np.searchsorted(s, starts + n_win) - np.searchsorted(s, starts)
+    out[:, 0] = n_beats / (n_win / fs_hz)
+    for w, (a, b) in enumerate(zip(lo, hi)):
+        r = rr[a:b]
+        if len(r) < 3:
+            out[w, 1] = np.log(n_win / fs_hz)  # no rhythm in the window: as slow as it gets
+            continue
+        d = np.abs(np.diff(r))
+        med = float(np.median(r))
+        out[w, 1:] = [np.log(med), r.std() / r.mean(), np.sqrt(np.mean(d**2)) / r.mean(),
+                      np.median(d) / med, np.mean(d > 0.05),
+                      np.mean(np.abs(r - med) > 0.15 * med), 1.0]  # fmt: skip
+    return out.astype(np.float32)
+
+
+def _record_af(args: tuple[Path, str, float, float | None, bool, bool]) -> dict[str, Any]:
+    stem, lead, window_s, target_fs_hz, filter, with_rr = args
     rec = read_record(stem)
     i, used = select_lead(rec.sig_names, lead)
     sig = prepare_lead(rec.signal[i], rec.fs_hz, rec.fs_hz, filter)
@@ -460,7 +504,11 @@ def _record_af(args: tuple[Path, str, float, float | None, bool]) -> dict[str, A
     af = af_indicator(ann.symbol, ann.sample, ann.aux_note, rec.n_samples)
     n_win = round(window_s * rec.fs_hz)
     frac = af[: len(starts) * n_win].reshape(len(starts), n_win).mean(axis=1)
-    return {"x": x, "start": starts, "frac": frac, "lead": used, "fs_hz": rec.fs_hz}
+    out = {"x": x, "start": starts, "frac": frac, "lead": used, "fs_hz": rec.fs_hz}
+    if with_rr:
+        beats = ann.sample[np.isin(ann.symbol, list(BEAT_SYMBOLS))]
+        out["rr"] = af_rr_features(beats, rec.fs_hz, starts, n_win)
+    return out
 
 
 @register_task("mitdb_af_windows")
@@ -471,8 +519,13 @@ def mitdb_af_windows(
     target_fs_hz: float | None = 125.0,
     lead: str = "MLII",
     filter: bool = True,
+    rr: bool = False,
 ) -> ArrayDataset:
     """MIT-BIH non-overlapping rhythm windows, AF/AFL vs other; x (N, 1, T).
+
+    ``rr=True`` adds the input ``rr`` (N, 8), the window's RR-rhythm features
+    (:func:`af_rr_features`) from the reference beat annotations; ``medtorch predict``
+    takes the beats from the record's annotations too, or finds them with XQRS.
 
     Label rule: a window is AF when >= 50 % of its samples lie in an (AFIB or (AFL rhythm
     episode (majority vote, so every window keeps a label and the episode boundaries are
@@ -485,7 +538,7 @@ def mitdb_af_windows(
         )
     root = mitdb_dir(data_dir)
     recs = _check_records(records, ALL_RECORDS)
-    jobs = [(root / r, lead, float(window_s), target_fs_hz, filter) for r in recs]
+    jobs = [(root / r, lead, float(window_s), target_fs_hz, filter, rr) for r in recs]
     if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
         with ProcessPoolExecutor(2) as pool:
             res = list(pool.map(_record_af, jobs))
@@ -504,8 +557,9 @@ def mitdb_af_windows(
         "windows_mixed": int(((frac > 0) & (frac < 1)).sum()),
         "records_with_af": sum(1 for v in af_per_record.values() if v),
     }
+    rr_input = {"rr": np.concatenate([r["rr"] for r in res])} if rr else {}
     return ArrayDataset(
-        inputs={"x": np.concatenate([r["x"] for r in res])},
+        inputs={"x": np.concatenate([r["x"] for r in res]), **rr_input},
         y=y,
         groups=rec_col,
         class_names=["other", "af"],
@@ -519,6 +573,7 @@ def mitdb_af_windows(
             "lead": lead,
             "filter": bool(filter),
             "label_rule": ">= 50% of the window in (AFIB/(AFL",
+            "rr_features": list(AF_RR_FEATURES) if rr else [],
             "af_windows_per_record": {k: v for k, v in af_per_record.items() if v},
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
