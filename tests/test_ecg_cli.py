@@ -103,14 +103,19 @@ def test_af_train_and_predict_windows(data_dir: Path, tmp_path: Path, capsys) ->
     assert out.with_suffix(".episodes.csv").is_file()
 
 
+@pytest.mark.parametrize(
+    ("recipe", "extra", "inputs"),
+    [("mitdb_af_resnet1d", ["task.params.rr=true", "model.name=hannun_resnet1d_rr"], ["x", "rr"]),
+     ("mitdb_af_rr_mlp", ["model.params={hidden: [8]}"], ["x"])],
+)  # fmt: skip
 def test_af_with_rr_features_predicts_from_annotations_or_xqrs(
-    data_dir: Path, tmp_path: Path, capsys
+    data_dir: Path, tmp_path: Path, capsys, recipe: str, extra: list[str], inputs: list[str]
 ) -> None:
-    run = _train(data_dir, tmp_path / "runs", "mitdb_af_resnet1d",
+    run = _train(data_dir, tmp_path / "runs", recipe,
                  "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
-                 "task.params.rr=true", "model.name=hannun_resnet1d_rr")  # fmt: skip
+                 *extra)  # fmt: skip
     spec = json.loads((run / "model.json").read_text())
-    assert spec["inputs"] == ["x", "rr"]
+    assert spec["inputs"] == inputs
     # predict rebuilds the training inputs: same probabilities as the run's own test rows
     test_records = {r["group"] for r in _rows(run / "predictions_test.csv")}
     rec = sorted(test_records)[0]

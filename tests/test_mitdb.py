@@ -182,3 +182,8 @@ def test_af_rr_features_regular_irregular_and_empty() -> None:
     assert f[0, 0] == pytest.approx(len(regular) / 10.0) and f[0, 7] == 1.0
     assert f[1, 2] > 0.15 and f[1, 5] > 0.5 and f[1, 7] == 1.0  # irregularly irregular
     assert f[2, 7] == 0.0 and f[2, 0] == pytest.approx(0.2)  # 2 beats: spreads undefined
+
+
+def test_af_windows_need_some_input() -> None:
+    with pytest.raises(ConfigError, match="task.params.rr=true"):
+        mitdb_af_windows(None, waveform=False, rr=False)

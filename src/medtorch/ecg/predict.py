@@ -41,7 +41,7 @@ Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
                                  "filter": True, "patient_norm": False}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
-                               "filter": True, "rr": False}  # fmt: skip
+                               "filter": True, "rr": False, "waveform": True}  # fmt: skip
 
 
 def _stem(path: Path | str) -> Path:
@@ -184,8 +184,6 @@ def predict_af(
     lead = prepare_lead(raw, rec.fs_hz, rec.fs_hz, bool(p["filter"]))
     window_s = float(p["window_s"])
     x, starts = af_window_inputs(lead, rec.fs_hz, window_s, p["target_fs_hz"])
-    if normalizer_apply is not None:
-        x = normalizer_apply(x)
     inputs = [x]
     source = ""
     if bool(p["rr"]):
@@ -201,6 +199,10 @@ def predict_af(
             samples, source = beats
         n_win = round(window_s * rec.fs_hz)
         inputs.append(af_rr_features(np.sort(samples), rec.fs_hz, starts, n_win))
+        if not bool(p["waveform"]):
+            inputs = inputs[1:]  # the RR features are the model's x
+    if normalizer_apply is not None:
+        inputs[0] = normalizer_apply(inputs[0])
     proba = predict_proba(af_model, inputs, batch_size)
     rows = [{"record": rec.name, "start_s": round(s / rec.fs_hz, 4),
              "end_s": round(s / rec.fs_hz + window_s, 4), "predicted": "af" if q[1] >= 0.5 else "other",

@@ -520,12 +520,15 @@ def mitdb_af_windows(
     lead: str = "MLII",
     filter: bool = True,
     rr: bool = False,
+    waveform: bool = True,
 ) -> ArrayDataset:
     """MIT-BIH non-overlapping rhythm windows, AF/AFL vs other; x (N, 1, T).
 
     ``rr=True`` adds the input ``rr`` (N, 8), the window's RR-rhythm features
     (:func:`af_rr_features`) from the reference beat annotations; ``medtorch predict``
     takes the beats from the record's annotations too, or finds them with XQRS.
+    ``waveform=False`` (with ``rr=True``) leaves the signal out: ``x`` is then the (N, 8)
+    RR features alone, for a feature model such as ``mlp``.
 
     Label rule: a window is AF when >= 50 % of its samples lie in an (AFIB or (AFL rhythm
     episode (majority vote, so every window keeps a label and the episode boundaries are
@@ -535,6 +538,11 @@ def mitdb_af_windows(
     if window_s <= 0:
         raise ConfigError(
             f"expected window_s > 0, got {window_s} in task.params.window_s; e.g. 10.0"
+        )
+    if not waveform and not rr:
+        raise ConfigError(
+            "expected task.params.rr=true when task.params.waveform=false, got neither "
+            "input; set rr: true (RR features only) or waveform: true"
         )
     root = mitdb_dir(data_dir)
     recs = _check_records(records, ALL_RECORDS)
@@ -558,8 +566,13 @@ def mitdb_af_windows(
         "records_with_af": sum(1 for v in af_per_record.values() if v),
     }
     rr_input = {"rr": np.concatenate([r["rr"] for r in res])} if rr else {}
+    inputs = (
+        {"x": np.concatenate([r["x"] for r in res]), **rr_input}
+        if waveform
+        else {"x": rr_input["rr"]}
+    )
     return ArrayDataset(
-        inputs={"x": np.concatenate([r["x"] for r in res]), **rr_input},
+        inputs=inputs,
         y=y,
         groups=rec_col,
         class_names=["other", "af"],
@@ -574,6 +587,7 @@ def mitdb_af_windows(
             "filter": bool(filter),
             "label_rule": ">= 50% of the window in (AFIB/(AFL",
             "rr_features": list(AF_RR_FEATURES) if rr else [],
+            "waveform": bool(waveform),
             "af_windows_per_record": {k: v for k, v in af_per_record.items() if v},
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
