@@ -185,5 +185,5 @@ def test_af_rr_features_regular_irregular_and_empty() -> None:
 
 
 def test_af_windows_need_some_input() -> None:
-    with pytest.raises(ConfigError, match="task.params.rr=true"):
+    with pytest.raises(ConfigError, match=r"task\.params\.rr=true"):
         mitdb_af_windows(None, waveform=False, rr=False)
