@@ -132,3 +132,24 @@ def test_af_with_rr_features_predicts_from_annotations_or_xqrs(
     stem = _unannotated_copy(data_dir, tmp_path)
     assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
     assert {r["beats_source"] for r in _rows(out2)} == {"xqrs"}
+
+
+def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Path, capsys) -> None:
+    beat_run = _train(data_dir, tmp_path / "beats", "mitdb_aami_resnet1d",
+                      "task.params.records=[101, 119, 100]", "split.valid_groups=[119]")  # fmt: skip
+    af_run = _train(data_dir, tmp_path / "af", "mitdb_af_rr_mlp",
+                    "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
+                    "model.params={hidden: [8]}", "trainer.max_epochs=15")  # fmt: skip
+    capsys.readouterr()
+    out = tmp_path / "201.csv"
+    rec = str(data_dir / "mitdb" / "201")
+    assert main(["predict", str(beat_run), rec, "--out", str(out), "--af-run", str(af_run)]) == 0
+    assert "AF episodes" in capsys.readouterr().out
+    assert len(_rows(out)) > 1900
+    episodes = _rows(out.with_suffix(".episodes.csv"))
+    assert episodes and all(float(e["end_s"]) > float(e["start_s"]) for e in episodes)
+    # the AF run goes in --af-run, not first: one-line error, exit code 2
+    bad = ["predict", str(af_run), rec, "--out", str(out), "--af-run", str(beat_run)]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "expected a heartbeat run" in err and len(err.strip().splitlines()) == 1

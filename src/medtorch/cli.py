@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         "input", help="CSV of signals / svmlight file / WFDB record path (without extension)"
     )
     pr.add_argument("--out", required=True, help="output CSV")
+    pr.add_argument(
+        "--af-run",
+        help="with a heartbeat run and a WFDB record: also find AF episodes with this AF run "
+        "(written to <out>.episodes.csv)",
+    )
 
     ex = sub.add_parser(
         "export", help="export a run's best model to ONNX and check it against PyTorch"
@@ -189,7 +194,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from medtorch.predict import predict_to_csv
 
-    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out))
+    af_run = Path(args.af_run) if args.af_run else None
+    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out), af_run)
     print(msg)
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medtorch.errors import DataError
+from medtorch.errors import ConfigError, DataError
 from medtorch.pipeline import restore_model
 
 ECG_TASKS = ("mitdb_aami_beats", "mitdb_af_windows")
@@ -89,17 +89,36 @@ def _proba(
     return total / len(views)
 
 
-def predict_to_csv(run_dir: Path, input_path: Path, out: Path) -> str:
-    """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line."""
+def predict_to_csv(run_dir: Path, input_path: Path, out: Path, af_run: Path | None = None) -> str:
+    """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line.
+
+    ``af_run``: an AF-window run used beside a heartbeat run on a WFDB record, so one call
+    writes the beats and the AF episodes.
+    """
     from medtorch.data.preprocess import Normalizer
 
     cfg, spec, model = restore_model(run_dir)
     norm = Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
     classes = spec["class_names"]
+    af = None
+    if af_run is not None:
+        if cfg.task.name != "mitdb_aami_beats":
+            raise ConfigError(
+                f"expected a heartbeat run (task mitdb_aami_beats) with --af-run, got task "
+                f"{cfg.task.name!r} in {run_dir}; pass the AF run alone or a beat run first"
+            )
+        af_cfg, _, af_model = restore_model(af_run)
+        if af_cfg.task.name != "mitdb_af_windows":
+            raise ConfigError(
+                f"expected an AF run (task mitdb_af_windows) in --af-run, got task "
+                f"{af_cfg.task.name!r} in {af_run}; train one with recipe mitdb_af_rr_mlp"
+            )
+        af_norm = Normalizer.from_dict(json.loads((Path(af_run) / "normalizer.json").read_text()))
+        af = (af_cfg, af_model, af_norm)
     if cfg.task.name in ECG_TASKS:
         from medtorch.ecg.predict import predict_record_to_csv
 
-        return predict_record_to_csv(cfg, model, norm, classes, input_path, out)
+        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af)
     if cfg.task.name.startswith("svmlight"):
         from medtorch.data.sources.svmlight import read_svmlight
 

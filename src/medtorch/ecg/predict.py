@@ -244,12 +244,20 @@ def write_predictions_csv(path: Path | str, rows: Sequence[dict[str, Any]]) -> P
 
 
 def predict_record_to_csv(
-    cfg: Any, model: torch.nn.Module, norm: Any, classes: Sequence[str], record: Path, out: Path
+    cfg: Any,
+    model: torch.nn.Module,
+    norm: Any,
+    classes: Sequence[str],
+    record: Path,
+    out: Path,
+    af: tuple[Any, torch.nn.Module, Any] | None = None,
 ) -> str:
     """``medtorch predict RUN_DIR RECORD --out FILE`` for the ECG tasks; returns a summary.
 
     ``cfg``: the run's RunConfig; ``norm``: its Normalizer. Beat runs write one row per
     beat; AF runs (``mitdb_af_windows``) one row per window plus ``<out>.episodes.csv``.
+    ``af``: (config, model, normalizer) of an AF run used beside a beat run
+    (``--af-run``); its episodes go to ``<out>.episodes.csv`` and it reuses the beats.
     """
     params = dict(cfg.task.params)
     if cfg.task.name == "mitdb_af_windows":
@@ -258,7 +266,17 @@ def predict_record_to_csv(
         ep = write_predictions_csv(Path(out).with_suffix(".episodes.csv"), episodes)
         return f"wrote {len(rows)} windows to {out} and {len(episodes)} AF episodes to {ep}"
     params = {k: v for k, v in params.items() if k in BEAT_DEFAULTS}
-    rows, _ = predict_record(model, norm.transform, record, params, class_names=classes)
+    af_model, af_apply, af_params = None, None, None
+    if af is not None:
+        af_model, af_apply = af[1], af[2].transform
+        af_params = {k: v for k, v in dict(af[0].task.params).items() if k in AF_DEFAULTS}
+    rows, episodes = predict_record(model, norm.transform, record, params, af_model=af_model,
+                                    af_normalizer_apply=af_apply, af_task_params=af_params,
+                                    class_names=classes)  # fmt: skip
     write_predictions_csv(out, rows)
     source = rows[0]["source"] if rows else "none"
-    return f"wrote {len(rows)} beat predictions to {out} (beats from {source})"
+    msg = f"wrote {len(rows)} beat predictions to {out} (beats from {source})"
+    if af is not None:
+        ep = write_predictions_csv(Path(out).with_suffix(".episodes.csv"), episodes)
+        msg += f" and {len(episodes)} AF episodes to {ep}"
+    return msg
