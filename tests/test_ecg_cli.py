@@ -145,7 +145,10 @@ def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Pat
     rec = str(data_dir / "mitdb" / "201")
     assert main(["predict", str(beat_run), rec, "--out", str(out), "--af-run", str(af_run)]) == 0
     assert "AF episodes" in capsys.readouterr().out
-    assert len(_rows(out)) > 1900
+    beats = _rows(out)
+    assert len(beats) > 1900 and {"in_af_episode", "predicted_rhythm_aware"} <= set(beats[0])
+    in_af = [b for b in beats if b["in_af_episode"] == "True"]
+    assert in_af and all(b["predicted_rhythm_aware"] != "S" for b in in_af)
     episodes = _rows(out.with_suffix(".episodes.csv"))
     assert episodes and all(float(e["end_s"]) > float(e["start_s"]) for e in episodes)
     # the AF run goes in --af-run, not first: one-line error, exit code 2

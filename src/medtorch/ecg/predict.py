@@ -147,7 +147,31 @@ def predict_record(
         _, episodes = predict_af(af_model, af_normalizer_apply, rec if known else stem,
                                  af_task_params, max_duration_s, batch_size, beats=known,
                                  use_annotations=use_annotations, annotation_ext=annotation_ext)  # fmt: skip
+        mark_rhythm(rows, episodes)
     return rows, episodes
+
+
+def mark_rhythm(rows: list[dict[str, Any]], episodes: Sequence[dict[str, float]]) -> None:
+    """Add ``in_af_episode`` and ``predicted_rhythm_aware`` to per-beat rows, in place.
+
+    During atrial fibrillation there is no organised atrial rhythm for a beat to be premature
+    to, and AAMI labels the beats of AF episodes N; an S call there is read as N in
+    ``predicted_rhythm_aware``. ``predicted`` itself is left as the beat model gave it.
+
+    >>> rows = [{"time_s": 5.0, "predicted": "S"}, {"time_s": 25.0, "predicted": "S"}]
+    >>> mark_rhythm(rows, [{"start_s": 0.0, "end_s": 10.0}])
+    >>> [(r["in_af_episode"], r["predicted_rhythm_aware"]) for r in rows]
+    [(True, 'N'), (False, 'S')]
+    """
+    starts = np.array([e["start_s"] for e in episodes], dtype=np.float64)
+    ends = np.array([e["end_s"] for e in episodes], dtype=np.float64)
+    for row in rows:
+        t = float(row["time_s"])
+        in_af = bool(((starts <= t) & (t < ends)).any())
+        row["in_af_episode"] = in_af
+        row["predicted_rhythm_aware"] = (
+            "N" if in_af and row["predicted"] == "S" else row["predicted"]
+        )
 
 
 def _n_inputs(model: torch.nn.Module) -> int:
