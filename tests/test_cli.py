@@ -288,3 +288,16 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
         weights.append(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"])
     assert hist[0] == hist[1]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_probability_ensemble_is_the_mean_of_member_probabilities() -> None:
+    import torch
+
+    from medtorch.predict import ProbabilityEnsemble
+
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(4, 3) for _ in range(3)]
+    x = torch.randn(5, 4)
+    ens = ProbabilityEnsemble(members)
+    mean_p = torch.stack([torch.softmax(m(x), 1) for m in members]).mean(0)
+    torch.testing.assert_close(torch.softmax(ens(x), 1).float(), mean_p)

@@ -12,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medtorch.cli import main
@@ -156,3 +157,25 @@ def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Pat
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "expected a heartbeat run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_ensemble_averages_seed_probabilities(data_dir: Path, tmp_path: Path) -> None:
+    runs = [_train(data_dir, tmp_path / f"s{seed}", "mitdb_aami_resnet1d",
+                   "task.params.records=[101, 119, 100]", "split.valid_groups=[119]",
+                   f"trainer.seed={seed}") for seed in (0, 1)]  # fmt: skip
+    rec = str(data_dir / "mitdb" / "100")
+    single = []
+    for i, run in enumerate(runs):
+        out = tmp_path / f"p{i}.csv"
+        assert main(["predict", str(run), rec, "--out", str(out)]) == 0
+        single.append(np.array([float(r["p_V"]) for r in _rows(out)]))
+    both = tmp_path / "ens.csv"
+    assert main(["predict", str(runs[0]), rec, "--out", str(both), "--ensemble", str(runs[1])]) == 0
+    ens = np.array([float(r["p_V"]) for r in _rows(both)])
+    assert not np.allclose(single[0], single[1], atol=1e-4)  # two different members
+    np.testing.assert_allclose(ens, (single[0] + single[1]) / 2, atol=2e-6)
+    # members must share the task: the AF recipe's run is refused with a one-line error
+    af = _train(data_dir, tmp_path / "af", "mitdb_af_rr_mlp",
+                "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
+                "model.params={hidden: [8]}")  # fmt: skip
+    assert main(["predict", str(runs[0]), rec, "--out", str(both), "--ensemble", str(af)]) == 2

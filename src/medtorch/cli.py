@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with a heartbeat run and a WFDB record: also find AF episodes with this AF run "
         "(written to <out>.episodes.csv)",
     )
+    pr.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="average the probabilities with these runs of the same recipe (e.g. other seeds)",
+    )
 
     ex = sub.add_parser(
         "export", help="export a run's best model to ONNX and check it against PyTorch"
@@ -195,7 +202,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from medtorch.predict import predict_to_csv
 
     af_run = Path(args.af_run) if args.af_run else None
-    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out), af_run)
+    ensemble = [Path(r) for r in args.ensemble]
+    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble)
     print(msg)
     return 0
 

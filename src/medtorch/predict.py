@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,15 +90,64 @@ def _proba(
     return total / len(views)
 
 
-def predict_to_csv(run_dir: Path, input_path: Path, out: Path, af_run: Path | None = None) -> str:
+class ProbabilityEnsemble(torch.nn.Module):
+    """Several trained models as one: returns the log of their mean softmax probabilities.
+
+    A softmax of the output is then the mean probability, so every caller that applies a
+    softmax to a model's logits (predict, TTA, the ECG predictors) averages the members.
+    """
+
+    def __init__(self, models: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(models)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.softmax(m(*inputs).double(), dim=1) for m in self.members])
+        return torch.log(p.mean(dim=0).clamp_min(1e-300))
+
+
+def restore_ensemble(run_dirs: list[Path]) -> tuple[Any, dict[str, Any], torch.nn.Module]:
+    """Restore one run, or several runs of the same task and inputs as a ProbabilityEnsemble.
+
+    The runs must agree on the task, its parameters, the classes and the input normaliser
+    (seeds of one recipe do), since every member sees the same normalised inputs.
+    """
+    cfg, spec, model = restore_model(run_dirs[0])
+    if len(run_dirs) == 1:
+        return cfg, spec, model
+    ref_norm = (Path(run_dirs[0]) / "normalizer.json").read_text()
+    models = [model]
+    for other in run_dirs[1:]:
+        ocfg, ospec, omodel = restore_model(other)
+        same = (ocfg.task == cfg.task and ospec["class_names"] == spec["class_names"]
+                and (Path(other) / "normalizer.json").read_text() == ref_norm)  # fmt: skip
+        if not same:
+            raise ConfigError(
+                f"expected --ensemble runs with the task, classes and normaliser of "
+                f"{run_dirs[0]}, got a different one in {other}; ensemble seeds of one recipe"
+            )
+        models.append(omodel)
+    ens = ProbabilityEnsemble(models)
+    ens.eval()
+    return cfg, spec, ens
+
+
+def predict_to_csv(
+    run_dir: Path,
+    input_path: Path,
+    out: Path,
+    af_run: Path | None = None,
+    ensemble: list[Path] | None = None,
+) -> str:
     """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line.
 
     ``af_run``: an AF-window run used beside a heartbeat run on a WFDB record, so one call
-    writes the beats and the AF episodes.
+    writes the beats and the AF episodes. ``ensemble``: more runs of the same recipe whose
+    probabilities are averaged with this one's (:class:`ProbabilityEnsemble`).
     """
     from medtorch.data.preprocess import Normalizer
 
-    cfg, spec, model = restore_model(run_dir)
+    cfg, spec, model = restore_ensemble([Path(run_dir), *(ensemble or [])])
     norm = Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
     classes = spec["class_names"]
     af = None

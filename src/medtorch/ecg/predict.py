@@ -177,6 +177,9 @@ def mark_rhythm(rows: list[dict[str, Any]], episodes: Sequence[dict[str, float]]
 def _n_inputs(model: torch.nn.Module) -> int:
     import inspect
 
+    members = getattr(model, "members", None)  # a ProbabilityEnsemble: ask a member
+    if members is not None:
+        return _n_inputs(members[0])
     params = inspect.signature(model.forward).parameters.values()
     return sum(1 for q in params if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD))
 
