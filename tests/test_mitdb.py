@@ -187,3 +187,29 @@ def test_af_rr_features_regular_irregular_and_empty() -> None:
 def test_af_windows_need_some_input() -> None:
     with pytest.raises(ConfigError, match=r"task\.params\.rr=true"):
         mitdb_af_windows(None, waveform=False, rr=False)
+
+
+def test_train_exclude_ids_leave_training_only() -> None:
+    recs = list(DS1) + list(DS2)
+    groups = np.repeat(recs, 10)
+    y = np.tile(np.arange(10) % 5, len(recs))
+    ids = np.array([f"{g}:{i}" for i, g in enumerate(groups)])
+    held = [ids[0], ids[1], ids[-1]]  # two DS1 beats (train or valid) and one DS2 beat
+    ds = ArrayDataset({"x": np.zeros((len(y), 1, 4), np.float32)}, y, groups, AAMI_CLASSES,
+                      sample_ids=ids, meta={"train_exclude_ids": held})  # fmt: skip
+    plain = ArrayDataset(ds.inputs, y, groups, AAMI_CLASSES, sample_ids=ids)
+    cfg = SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", valid_groups=["108"])
+    a, b = make_split(ds, cfg), make_split(plain, cfg)
+    assert not set(ids[a["train"]]) & set(held)
+    assert set(ids[b["train"]]) - set(ids[a["train"]]) == set(held) & set(ids[b["train"]])
+    assert (a["valid"] == b["valid"]).all() and (a["test"] == b["test"]).all()  # still scored
+
+
+@pytest.mark.realdata
+def test_af_beats_can_be_left_out_of_training(data_dir: Path) -> None:
+    ds = mitdb_aami_beats(data_dir, records=["201", "100"], fs_hz=180.0, train_on_af_beats=False)
+    held = ds.meta["train_exclude_ids"]
+    assert ds.meta["cohort"]["beats_in_af_rhythm"] == len(held) > 300  # 201's AF episodes
+    assert all(h.startswith("201:") for h in held)  # record 100 has no AF
+    keep = mitdb_aami_beats(data_dir, records=["100"], fs_hz=180.0)
+    assert "train_exclude_ids" not in keep.meta

@@ -159,6 +159,10 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
         split = fn(ds, cfg)
     else:  # grouped aliases
         split = _grouped(ds, cfg)
+    held = ds.meta.get("train_exclude_ids")
+    if held and ds.sample_ids is not None:  # scored if tested on, never trained on
+        train = np.asarray(split["train"], dtype=np.int64)
+        split = {**split, "train": train[~np.isin(ds.sample_ids[train], held)]}
     out: Split = {}
     for name in PARTS:
         part = np.sort(np.asarray(split.get(name, []), dtype=np.int64))
@@ -246,6 +250,7 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
         "method": cfg.method,
         "protocol": cfg.protocol,
         "valid_groups": cfg.valid_groups,
+        "train_exclude_ids": len(ds.meta.get("train_exclude_ids") or []),
         "seed": cfg.seed,
         "ratios": list(cfg.ratios),
         "n_folds": cfg.n_folds if cfg.method == "grouped_kfold" else None,

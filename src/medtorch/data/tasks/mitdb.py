@@ -228,6 +228,8 @@ def _record_beats(
     samples = np.round(ann.sample[is_beat] * (fs_hz / fs_in)).astype(np.int64)
     symbols = ann.symbol[is_beat]
     x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm)
+    rhythm_af = af_indicator(ann.symbol, ann.sample, ann.aux_note, int(ann.sample.max()) + 1)
+    in_af = rhythm_af[ann.sample[is_beat][kept]]
     classes = np.array(
         [AAMI_CLASSES.index(AAMI_MAP[s]) if s in AAMI_MAP else -1 for s in symbols[kept]],
         dtype=np.int64,
@@ -238,6 +240,7 @@ def _record_beats(
         "rr": rr[labelled],
         "y": classes[labelled],
         "sample": ann.sample[is_beat][kept][labelled],
+        "in_af": in_af[labelled],
         "lead": used,
         "n_beats": int(is_beat.sum()),
         "n_non_beat": int((~is_beat).sum()),
@@ -289,8 +292,9 @@ def extract_beats(
         if results
         else np.zeros(0, str),
         "sample": np.concatenate([r["sample"] for r in results]) if results else np.zeros(0),
+        "in_af": np.concatenate([r["in_af"] for r in results]) if results else np.zeros(0, bool),
         "stats": {
-            str(rec): {k: v for k, v in r.items() if k not in ("x", "rr", "y", "sample")}
+            str(rec): {k: v for k, v in r.items() if k not in ("x", "rr", "y", "sample", "in_af")}
             for rec, r in zip(records, results)
         },
     }
@@ -318,6 +322,7 @@ def mitdb_aami_beats(
     exclude_paced: bool = True,
     rr: bool = True,
     patient_norm: bool = False,
+    train_on_af_beats: bool = True,
 ) -> ArrayDataset:
     """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4).
 
@@ -325,6 +330,9 @@ def mitdb_aami_beats(
     (e.g. ``lab_cnn``): the model is called as ``model(*inputs.values())``.
     ``patient_norm=True``: each beat relative to its own record (:func:`patient_relative`),
     x (N, 2, T) = [beat, beat - record median beat] and rr (N, 24) record-relative RR.
+    ``train_on_af_beats=False``: beats inside (AFIB/(AFL rhythm episodes are kept for
+    validation and test (they are scored, labelled N as AAMI does) but left out of
+    training, so the network does not learn that short, irregular RR intervals are normal.
     """
     root = mitdb_dir(data_dir)
     recs = _check_records(records, ALL_RECORDS)
@@ -346,14 +354,17 @@ def mitdb_aami_beats(
         "dropped_beat_without_aami_class": sum(s["n_no_aami"] for s in stats.values()),
         "dropped_paced_record_excluded": n_paced,
         "records_paced_excluded": len(recs) - len(used),
+        "beats_in_af_rhythm": int(out["in_af"].sum()),
     }
     fallback = {r: s["lead"] for r, s in stats.items() if s["lead"] != lead}
+    ids = np.char.add(np.char.add(out["record"], ":"), out["sample"].astype(str))
+    af_ids = ids[out["in_af"].astype(bool)].tolist()
     return ArrayDataset(
         inputs={"x": out["x"], **({"rr": out["rr"].astype(np.float32)} if rr else {})},
         y=out["y"],
         groups=out["record"],
         class_names=list(AAMI_CLASSES),
-        sample_ids=np.char.add(np.char.add(out["record"], ":"), out["sample"].astype(str)),
+        sample_ids=ids,
         meta={
             "source": "mitdb",
             "task": "mitdb_aami_beats",
@@ -367,6 +378,7 @@ def mitdb_aami_beats(
             if rr
             else [],
             "patient_norm": bool(patient_norm),
+            **({} if train_on_af_beats else {"train_exclude_ids": af_ids}),
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
         },
