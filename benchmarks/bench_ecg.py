@@ -71,15 +71,14 @@ def bench_extraction(mitdb: Path, repeats: int) -> dict[str, Any]:
 
 def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     """The inputs ``medtorch predict`` builds for a beat run, and the record duration (s)."""
-    from medtorch.data.preprocess import Normalizer
     from medtorch.data.sources.wfdb_reader import read_record
     from medtorch.data.tasks.mitdb import beat_inputs, prepare_lead, select_lead
     from medtorch.ecg.predict import BEAT_DEFAULTS, _beats
-    from medtorch.pipeline import load_run
+    from medtorch.pipeline import load_normalizer, load_run
 
     cfg, spec = load_run(run_dir)
     p = {**BEAT_DEFAULTS, **{k: v for k, v in cfg.task.params.items() if k in BEAT_DEFAULTS}}
-    norm = Normalizer.from_dict(json.loads((run_dir / "normalizer.json").read_text()))
+    norm = load_normalizer(run_dir)
     rec = read_record(stem)
     i, _ = select_lead(rec.sig_names, str(p["lead"]))
     raw = rec.signal[i]

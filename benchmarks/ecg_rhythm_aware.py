@@ -26,13 +26,12 @@ from medtorch.data.preprocess import Normalizer
 from medtorch.data.tasks.mitdb import AAMI_CLASSES, DS2, mitdb_dir
 from medtorch.ecg.predict import AF_DEFAULTS, BEAT_DEFAULTS, predict_record
 from medtorch.metrics.aami import aami_report
-from medtorch.pipeline import restore_model
+from medtorch.pipeline import load_normalizer, restore_model
 
 
 def _load(run: Path) -> tuple[Any, Any, Normalizer]:
     cfg, _, model = restore_model(run)
-    norm = Normalizer.from_dict(json.loads((run / "normalizer.json").read_text()))
-    return cfg, model, norm
+    return cfg, model, load_normalizer(run)
 
 
 def _summary(report: dict[str, Any]) -> dict[str, float]:

@@ -39,6 +39,14 @@ def _bad(capsys, *argv: str) -> str:
     return lines[0]
 
 
+def _train_lab2(out: Path, *overrides: str) -> Path:
+    """Train the fast lab-2 CNN into ``out`` with ``--set`` overrides; the run folder."""
+    sets = [a for o in overrides for a in ("--set", o)]
+    assert main(["train", "lab2_seizure_cnn", "--out", str(out), *FAST, *sets]) == 0
+    (run,) = out.iterdir()
+    return run
+
+
 def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -59,25 +67,10 @@ def _uci_rows(n: int = 30, label: object = None) -> tuple[list[str], list[list[o
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs")
-    assert (
-        main(
-            [
-                "train",
-                "lab2_seizure_cnn",
-                "--out",
-                str(out),
-                *FAST,
-                "--set",
-                "split.method=by_recording",
-                "--set",
-                "optim.scheduler=none",  # so the resume test may extend max_epochs
-            ]
-        )
-        == 0
+    # optim.scheduler=none so the resume test may extend max_epochs
+    return _train_lab2(
+        tmp_path_factory.mktemp("runs"), "split.method=by_recording", "optim.scheduler=none"
     )
-    (run,) = out.iterdir()
-    return run
 
 
 def test_train_writes_a_complete_run_folder(trained_run: Path) -> None:
@@ -165,9 +158,7 @@ def test_resume_continues_to_more_epochs(trained_run: Path, tmp_path: Path, caps
 
 
 def test_resume_with_another_schedule_length_is_refused(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "runs"
-    assert main(["train", "lab2_seizure_cnn", "--out", str(out), *FAST]) == 0  # one-cycle schedule
-    (run,) = out.iterdir()
+    run = _train_lab2(tmp_path / "runs")  # one-cycle schedule
     line = _bad(capsys, "train", "--resume", str(run), "--set", "trainer.max_epochs=2")
     assert "trainer.max_epochs" in line
 
@@ -262,22 +253,7 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
 
     hist, weights = [], []
     for i in (1, 2):
-        out = tmp_path / str(i)
-        assert (
-            main(
-                [
-                    "train",
-                    "lab2_seizure_cnn",
-                    "--out",
-                    str(out),
-                    *FAST,
-                    "--set",
-                    "trainer.max_epochs=2",
-                ]
-            )
-            == 0
-        )
-        (run,) = out.iterdir()
+        run = _train_lab2(tmp_path / str(i), "trainer.max_epochs=2")
         rows = list(csv.DictReader((run / "history.csv").open()))
         hist.append(
             [

@@ -246,6 +246,11 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     return cfg, json.loads((run_dir / "model.json").read_text())
 
 
+def load_normalizer(run_dir: Path | str) -> Normalizer:
+    """The input normaliser a run was trained with (its ``normalizer.json``)."""
+    return Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
+
+
 def restore_model(run_dir: Path, checkpoint: str = "best"):
     """Rebuild a run's model and load its checkpoint weights (CPU)."""
     import torch

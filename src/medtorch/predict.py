@@ -8,7 +8,6 @@ normaliser (fitted on its training part) is applied before the model.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from medtorch.errors import ConfigError, DataError
-from medtorch.pipeline import restore_model
+from medtorch.pipeline import load_normalizer, restore_model
 
 ECG_TASKS = ("mitdb_aami_beats", "mitdb_af_windows")
 
@@ -145,10 +144,8 @@ def predict_to_csv(
     writes the beats and the AF episodes. ``ensemble``: more runs of the same recipe whose
     probabilities are averaged with this one's (:class:`ProbabilityEnsemble`).
     """
-    from medtorch.data.preprocess import Normalizer
-
     cfg, spec, model = restore_ensemble([Path(run_dir), *(ensemble or [])])
-    norm = Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
+    norm = load_normalizer(run_dir)
     classes = spec["class_names"]
     af = None
     if af_run is not None:
@@ -163,8 +160,7 @@ def predict_to_csv(
                 f"expected an AF run (task mitdb_af_windows) in --af-run, got task "
                 f"{af_cfg.task.name!r} in {af_run}; train one with recipe mitdb_af_rr_mlp"
             )
-        af_norm = Normalizer.from_dict(json.loads((Path(af_run) / "normalizer.json").read_text()))
-        af = (af_cfg, af_model, af_norm)
+        af = (af_cfg, af_model, load_normalizer(af_run))
     if cfg.task.name in ECG_TASKS:
         from medtorch.ecg.predict import predict_record_to_csv
 
