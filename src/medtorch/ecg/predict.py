@@ -100,7 +100,7 @@ def predict_record(
     """Classify every beat of a WFDB record and (with ``af_model``) find AF episodes.
 
     ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (a one-input model
-    gets ``x`` only), or ``(x (N,2,T), rr (N,7))`` when the run used ``patient_norm`` (the
+    gets ``x`` only), or ``(x (N,2,T), rr (N,24))`` when the run used ``patient_norm`` (the
     beats are then expressed relative to this record, over all its beats, as in training);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,

@@ -358,7 +358,6 @@ def mitdb_aami_beats(
     }
     fallback = {r: s["lead"] for r, s in stats.items() if s["lead"] != lead}
     ids = np.char.add(np.char.add(out["record"], ":"), out["sample"].astype(str))
-    af_ids = ids[out["in_af"].astype(bool)].tolist()
     return ArrayDataset(
         inputs={"x": out["x"], **({"rr": out["rr"].astype(np.float32)} if rr else {})},
         y=out["y"],
@@ -378,7 +377,7 @@ def mitdb_aami_beats(
             if rr
             else [],
             "patient_norm": bool(patient_norm),
-            **({} if train_on_af_beats else {"train_exclude_ids": af_ids}),
+            **({} if train_on_af_beats else {"train_exclude_ids": ids[out["in_af"]].tolist()}),
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
         },
