@@ -54,10 +54,17 @@ def test_beats_train_predict_both_sources_and_export(
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
                  "task.params.records=[101, 106, 119, 100, 105]",
-                 "split.valid_groups=[119]")  # fmt: skip
-    aami = json.loads((run / "metrics.json").read_text())["test"]["aami"]
+                 "split.valid_groups=[119]", "model.params.rr_gate_features=7",
+                 "model.params.rr_gate_method=trees")  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    aami = metrics["test"]["aami"]
+    # the RR gate was fitted on the training records' N and S beats (101: 3 APCs) and is in
+    # the checkpoint that predict and export load below
+    assert metrics["after_training"]["n_beats"]["1"] == 3
+    assert metrics["after_training"]["n_beats"]["0"] > 3000
     assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]
-    assert "AAMI heartbeat classes" in (run / "report.html").read_text()
+    html = (run / "report.html").read_text()
+    assert "AAMI heartbeat classes" in html and "second stage (fitted after training" in html
 
     out = tmp_path / "201.csv"
     assert main(["predict", str(run), str(data_dir / "mitdb" / "201"), "--out", str(out)]) == 0

@@ -214,6 +214,7 @@ def train_run(
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
     trainer.fit(train, valid, resume=resume_dir is not None)
+    stage2 = fit_after_training(model, train, run_dir)
     fit_s = time.perf_counter() - t0
 
     metrics: dict[str, Any] = {
@@ -222,6 +223,8 @@ def train_run(
         "best_epoch": trainer.best_epoch,
         "leakage_note": prep.split_info.get("leakage_note"),
     }
+    if stage2 is not None:
+        metrics["after_training"] = stage2
     for name, part in (("valid", valid), ("test", test)):
         proba = trainer.predict_proba(part, checkpoint="best", tta=cfg.eval.tta)
         metrics[name] = score(cfg, part, proba)
@@ -232,6 +235,32 @@ def train_run(
 
     write_report(run_dir)
     return run_dir
+
+
+def fit_after_training(model: Any, train: ArrayDataset, run_dir: Path) -> dict[str, Any] | None:
+    """Fit a model's second stage, if it has one, on the training split (never valid/test).
+
+    Models may define ``fit_after_training(inputs, y) -> summary | None`` (e.g. the RR gate
+    of ``hannun_resnet1d_rr``). Its fitted buffers do not depend on the network's weights,
+    so they are fitted once and written into every checkpoint of the run, which is what
+    prediction, evaluation, export and ``medtorch predict`` load.
+    """
+    from medtorch.train import checkpoint as ckpt
+
+    fit = getattr(model, "fit_after_training", None)
+    if fit is None:
+        return None
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    summary = fit(train.inputs, train.y)
+    if summary is None:
+        return None
+    fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
+    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
+        state = ckpt.load_checkpoint(path)
+        state["model"].update(fitted)
+        ckpt.save_atomic(state, path)
+    log.info("fitted the second stage on the training split: %s", summary)
+    return summary
 
 
 def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:

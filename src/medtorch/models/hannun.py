@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from medtorch.errors import ModelError, fmt
 from medtorch.models.registry import ModelExample, register_model
+from medtorch.models.rr_gate import RRGate
 
 
 class SameConv1d(nn.Conv1d):
@@ -164,19 +166,33 @@ class HannunResNet1dRR(HannunResNet1d):
     """
 
     def __init__(
-        self, cfg: HannunConfig, n_rr: int = 4, rr_hidden: int = 16, rr_relative: bool = False
+        self,
+        cfg: HannunConfig,
+        n_rr: int = 4,
+        rr_hidden: int = 16,
+        rr_relative: bool = False,
+        gate: RRGate | None = None,
     ) -> None:
         n_in = n_rr + (n_rr - 1 if rr_relative else 0)
         super().__init__(cfg, n_extra=rr_hidden)
         self.rr_relative = rr_relative
         self.rr_mlp = nn.Sequential(nn.Linear(n_in, rr_hidden), nn.ReLU())
+        self.rr_gate = gate
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        rr_in = rr
         if self.rr_relative:
             r = rr.clamp_min(1e-3)
             rr = torch.cat([rr, torch.log(r[:, :-1] / r[:, -1:])], dim=1)  # (N, 2 n_rr - 1)
         feat = torch.cat([self.features(x), self.rr_mlp(rr)], dim=1)  # (N, F_last + rr_hidden)
-        return self.head(feat)  # (N, n_classes)
+        logits = self.head(feat)  # (N, n_classes)
+        return logits if self.rr_gate is None else self.rr_gate(logits, rr_in)
+
+    def fit_after_training(self, inputs: dict[str, np.ndarray], y: np.ndarray) -> dict | None:
+        """Fit the RR gate (if any) on the training split; see :mod:`medtorch.models.rr_gate`."""
+        if self.rr_gate is None:
+            return None
+        return self.rr_gate.fit(list(inputs.values())[1], y)
 
 
 def _validate(cfg: HannunConfig) -> None:
@@ -239,11 +255,39 @@ def hannun_resnet1d_rr(
     subsample_every: int = 2,
     double_every: int = 4,
     shortcut: str = "zeropad",
+    rr_gate_features: int = 0,
+    rr_gate_classes: tuple[int, int] | list[int] = (0, 1),
+    rr_gate_weight: float = 10.0,
+    rr_gate_c: float = 1.0,
+    rr_gate_method: str = "logistic",
 ) -> HannunResNet1dRR:
     """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr).
 
     ``rr_relative=True`` adds log ratios of each RR feature to the last (record average).
+    ``rr_gate_features=k > 0``: a second stage (:class:`~medtorch.models.rr_gate.RRGate`),
+    fitted after training, re-splits the probability of the pair ``rr_gate_classes``
+    (AAMI N and S: [0, 1]) from the first k RR features, with ``rr_gate_method``
+    "logistic" (``rr_gate_c``: inverse L2 strength) or "trees" (gradient-boosted);
+    ``rr_gate_weight``: the second class's loss weight.
     """
+    if not isinstance(rr_gate_features, int) or not 0 <= rr_gate_features <= n_rr:
+        raise ModelError(
+            fmt(
+                f"an int in [0, n_rr={n_rr}]",
+                rr_gate_features,
+                "model.params.rr_gate_features",
+                "use 0 (no gate) or the number of leading RR features the gate reads",
+            )
+        )
+    if not isinstance(rr_gate_classes, (list, tuple)) or len(rr_gate_classes) != 2:
+        raise ModelError(
+            fmt(
+                "two class indices",
+                rr_gate_classes,
+                "model.params.rr_gate_classes",
+                "use e.g. [0, 1] for N and S",
+            )
+        )
     cfg = HannunConfig(
         n_inputs,
         n_classes,
@@ -255,4 +299,10 @@ def hannun_resnet1d_rr(
         double_every,
         shortcut,
     )
-    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative)
+    gate = None
+    if rr_gate_features:
+        gate = RRGate(
+            rr_gate_features, n_classes, (int(rr_gate_classes[0]), int(rr_gate_classes[1])),
+            weight=float(rr_gate_weight), c=float(rr_gate_c), method=rr_gate_method,
+        )  # fmt: skip
+    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative, gate=gate)

@@ -197,6 +197,16 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             parts.append(_table(["class", "support", *keys], rows))
         if isinstance(m.get("aami"), dict):
             parts.append(_aami_section(part, m["aami"]))
+    stage2 = metrics.get("after_training")
+    if isinstance(stage2, dict):
+        counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
+        parts.append(
+            "<h3>second stage (fitted after training, on the training split only)</h3>"
+            f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
+            f"{e(str(stage2.get('classes')))} on the first {e(str(stage2.get('n_features')))} "
+            f"RR features; weight of the second class {e(str(stage2.get('weight')))}; "
+            f"fitted on {e(counts)}. The metrics above include it.</p>"
+        )
     return "".join(parts)
 
 

@@ -1,0 +1,235 @@
+"""A second stage on RR features that splits one pair of classes again (N vs SVEB).
+
+Why: in the inter-patient MIT-BIH protocol a deep network given RR features fits the
+training patients' rhythms jointly with their beat shapes and does not carry the SVEB
+decision to new patients (DS2 SVEB sensitivity 10-16 % with our ResNet). A small model on
+the RR features alone, fitted on the training records' N and S beats, does better, as de
+Chazal et al. 2004 found with linear discriminants. Which model and features: chosen by
+leave-one-record-out cross-validation inside DS1 (``benchmarks/ecg_rr_gate_cv.py``).
+
+So the network keeps what it is good at, the beat's shape: its probabilities of the other
+classes (V, F, Q) are left as they are. The probability mass it gives the pair (N + S) is
+split again by ``q``, the second stage's probability of S given the RR features:
+
+    p'_N = (p_N + p_S) (1 - q),   p'_S = (p_N + p_S) q
+
+Two second stages (``method``), both fitted with scikit-learn and then held as tensors:
+
+- ``"logistic"``: LogisticRegression on standardised features;
+- ``"trees"``: HistGradientBoostingClassifier (at most :data:`MAX_TREES` trees of at most
+  :data:`MAX_LEAVES` leaves); its trees are copied into fixed-size tensors and walked in
+  PyTorch, so the stage exports to ONNX like the rest of the model.
+
+The stage is inactive until fitted, so the network trains as usual; fitted, it is part of
+the model's state dict, of every checkpoint written after fitting, and of the ONNX export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medtorch.errors import ModelError, fmt
+
+MAX_TREES = 100
+MAX_LEAVES = 31
+MAX_NODES = 2 * MAX_LEAVES - 1
+METHODS = ("logistic", "trees")
+
+
+class RRGate(nn.Module):
+    """Split the pair ``classes`` again from the first ``n_features`` RR features.
+
+    ``forward(logits (N, K), rr (N, >= n_features)) -> (N, K)`` log-probabilities: the
+    logits unchanged while unfitted, else the log of the re-split probabilities (a softmax
+    of them gives back those probabilities). ``weight``: the second class's weight in the
+    loss (its beats are rare; larger -> more sensitive, less predictive). ``c``: inverse
+    L2 strength of the logistic regression.
+    """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    coef: torch.Tensor
+    bias: torch.Tensor
+    fitted: torch.Tensor
+    depth: torch.Tensor
+    t_feature: torch.Tensor
+    t_threshold: torch.Tensor
+    t_left: torch.Tensor
+    t_right: torch.Tensor
+    t_value: torch.Tensor
+    keep: torch.Tensor
+    one_a: torch.Tensor
+    one_b: torch.Tensor
+    offsets: torch.Tensor
+
+    def __init__(
+        self, n_features: int, n_classes: int, classes: tuple[int, int] = (0, 1),
+        weight: float = 10.0, c: float = 1.0, method: str = "logistic",
+    ) -> None:  # fmt: skip
+        super().__init__()
+        a, b = (int(v) for v in classes)
+        if a == b or not (0 <= a < n_classes and 0 <= b < n_classes):
+            raise ModelError(
+                fmt(
+                    f"two different class indices in [0, {n_classes})",
+                    list(classes),
+                    "model.params.rr_gate_classes",
+                    "use e.g. [0, 1] for N and S",
+                )
+            )
+        if not weight > 0 or not c > 0:
+            raise ModelError(
+                fmt(
+                    "positive numbers",
+                    [weight, c],
+                    "model.params.rr_gate_weight / rr_gate_c",
+                    "use e.g. 10.0 and 1.0",
+                )
+            )
+        if method not in METHODS:
+            raise ModelError(
+                fmt(" or ".join(METHODS), method, "model.params.rr_gate_method", "pick one")
+            )
+        self.n_features, self.classes, self.weight, self.c = n_features, (a, b), weight, c
+        self.method = method
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("bias", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("fitted", torch.zeros(()))
+        if method == "logistic":
+            self.register_buffer("coef", torch.zeros(n_features))
+        else:  # fixed-size tree tensors: a padded node is a leaf pointing to itself, value 0
+            own = torch.arange(MAX_NODES).expand(MAX_TREES, MAX_NODES).clone()
+            self.register_buffer("depth", torch.zeros((), dtype=torch.long))
+            self.register_buffer("t_feature", torch.zeros(MAX_TREES, MAX_NODES, dtype=torch.long))
+            self.register_buffer(
+                "t_threshold", torch.zeros(MAX_TREES, MAX_NODES, dtype=torch.float64)
+            )
+            self.register_buffer("t_left", own.clone())
+            self.register_buffer("t_right", own.clone())
+            self.register_buffer("t_value", torch.zeros(MAX_TREES, MAX_NODES, dtype=torch.float64))
+            self.register_buffer("offsets", torch.arange(MAX_TREES) * MAX_NODES, persistent=False)
+        keep = torch.ones(n_classes)
+        keep[[a, b]] = 0.0
+        self.register_buffer("keep", keep, persistent=False)
+        self.register_buffer("one_a", torch.eye(n_classes)[a], persistent=False)
+        self.register_buffer("one_b", torch.eye(n_classes)[b], persistent=False)
+        self.active = False  # Python values, so tracing for ONNX sees no tensor branch
+        self.n_steps = 0
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        self._sync()
+
+    def _sync(self) -> None:
+        self.active = bool(self.fitted.item())
+        self.n_steps = int(self.depth.item()) if self.method == "trees" else 0
+
+    def fit(self, rr: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """Fit on the beats of the pair (others ignored); returns a JSON-able summary."""
+        a, b = self.classes
+        rr = np.asarray(rr, dtype=np.float64)
+        if rr.ndim != 2 or rr.shape[1] < self.n_features:
+            raise ModelError(
+                fmt(
+                    f"RR features (N, >= {self.n_features})",
+                    list(rr.shape),
+                    "input 'rr'",
+                    "lower model.params.rr_gate_features",
+                )
+            )
+        pick = (y == a) | (y == b)
+        z, t = rr[pick, : self.n_features], (y[pick] == b).astype(int)
+        if t.sum() == 0 or t.sum() == len(t):
+            raise ModelError(
+                f"expected training beats of both classes {a} and {b} for the RR gate, got "
+                f"{int(t.sum())} of class {b} among {len(t)}; check the split or drop "
+                "model.params.rr_gate_features"
+            )
+        summary: dict[str, Any] = {
+            "method": self.method, "classes": [a, b], "n_features": self.n_features,
+            "weight": self.weight, "n_beats": {str(a): int((t == 0).sum()), str(b): int(t.sum())},
+        }  # fmt: skip
+        with torch.no_grad():
+            summary.update(self._fit_logistic(z, t) if self.method == "logistic"
+                           else self._fit_trees(z, t))  # fmt: skip
+            self.fitted.fill_(1.0)
+        self._sync()
+        return summary
+
+    def _fit_logistic(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = z.mean(0), z.std(0)
+        scale[scale < 1e-8] = 1.0
+        lr = LogisticRegression(C=self.c, class_weight={0: 1.0, 1: self.weight}, max_iter=5000)
+        lr.fit((z - mean) / scale, t)
+        self.mean.copy_(torch.as_tensor(mean))
+        self.scale.copy_(torch.as_tensor(scale))
+        self.coef.copy_(torch.as_tensor(lr.coef_[0]))
+        self.bias.fill_(float(lr.intercept_[0]))
+        return {"model": "sklearn LogisticRegression on standardised features", "C": self.c,
+                "coef": [round(float(v), 5) for v in lr.coef_[0]],
+                "intercept": round(float(lr.intercept_[0]), 5)}  # fmt: skip
+
+    def _fit_trees(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        clf = HistGradientBoostingClassifier(
+            max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES,
+            class_weight={0: 1.0, 1: self.weight}, random_state=0,
+        )  # fmt: skip
+        clf.fit(z, t)
+        # sklearn keeps its fitted trees in ``_predictors`` (one per iteration for a binary
+        # task); tests/test_rr_gate.py checks the copy against clf.decision_function
+        depth = 0
+        for i, (tree,) in enumerate(clf._predictors):
+            nodes = tree.nodes
+            k, leaf = len(nodes), nodes["is_leaf"].astype(bool)
+            own = np.arange(k)
+            self.t_feature[i, :k] = torch.as_tensor(nodes["feature_idx"].astype(np.int64))
+            self.t_threshold[i, :k] = torch.as_tensor(nodes["num_threshold"])
+            self.t_left[i, :k] = torch.as_tensor(
+                np.where(leaf, own, nodes["left"]).astype(np.int64)
+            )
+            self.t_right[i, :k] = torch.as_tensor(
+                np.where(leaf, own, nodes["right"]).astype(np.int64)
+            )
+            self.t_value[i, :k] = torch.as_tensor(np.where(leaf, nodes["value"], 0.0))
+            depth = max(depth, int(nodes["depth"].max()))
+        self.depth.fill_(depth)
+        self.bias.fill_(float(np.asarray(clf._baseline_prediction).ravel()[0]))
+        return {"model": "sklearn HistGradientBoostingClassifier", "n_trees": int(clf.n_iter_),
+                "max_leaves": MAX_LEAVES, "max_depth": depth}  # fmt: skip
+
+    def score(self, rr: torch.Tensor) -> torch.Tensor:
+        """(N,) float64 logit of P(second class | pair) from the RR features."""
+        if self.method == "logistic":
+            z = (rr[:, : self.n_features].double() - self.mean.double()) / self.scale.double()
+            return z @ self.coef.double() + self.bias
+        x = rr[:, : self.n_features].double()  # (N, F)
+        root = torch.zeros_like(x[:, :1], dtype=torch.long)  # (N, 1), traced with a dynamic N
+        node = root + torch.zeros_like(self.offsets)  # (N, trees): every tree at its root
+        feature, threshold = self.t_feature.reshape(-1), self.t_threshold.reshape(-1)
+        left, right = self.t_left.reshape(-1), self.t_right.reshape(-1)
+        for _ in range(self.n_steps):  # leaves point to themselves, so extra steps are no-ops
+            g = node + self.offsets  # (N, trees) flat node index
+            xv = x.gather(1, feature[g])  # (N, trees) the feature each node tests
+            node = torch.where(xv <= threshold[g], left[g], right[g])
+        return self.t_value.reshape(-1)[node + self.offsets].sum(1) + self.bias  # (N,)
+
+    def forward(self, logits: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return logits
+        lp = torch.log_softmax(logits.float(), dim=1)  # (N, K), in log space: no underflow
+        s = self.score(rr).float().unsqueeze(1)  # (N, 1) logit of P(second | pair)
+        a, b = self.classes
+        pair = torch.logsumexp(lp[:, [a, b]], dim=1, keepdim=True)  # (N, 1) log(p_a + p_b)
+        la = pair - F.softplus(s)  # log sigmoid(-s); softplus exports stably to ONNX
+        lb = pair - F.softplus(-s)
+        return lp * self.keep + la * self.one_a + lb * self.one_b  # (N, K) log-probabilities
