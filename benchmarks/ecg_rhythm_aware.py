@@ -94,7 +94,8 @@ def main() -> None:
         results[f"mean_sd_{name}"] = {k: [float(np.mean([v[k] for v in vals])),
                                           float(np.std([v[k] for v in vals], ddof=1))
                                           if len(vals) > 1 else 0.0] for k in keys}  # fmt: skip
-        print(name, {k: f"{m:.1f} ± {s:.1f}" for k, (m, s) in results[f"mean_sd_{name}"].items()})
+        print(name, {k: f"{m:.3f} ± {s:.3f}" if k == "kappa" else f"{m:.1f} ± {s:.1f}"
+                     for k, (m, s) in results[f"mean_sd_{name}"].items()})  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps(results, indent=1) + "\n")
 
