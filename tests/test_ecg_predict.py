@@ -66,6 +66,28 @@ def test_predict_with_annotations_and_af(data_dir: Path) -> None:
     assert eps == [{"start_s": 0.0, "end_s": 60.0}]  # six positive 10 s windows, merged
 
 
+class TinyWave(nn.Module):
+    """A waveform-only beat model, like a ``lab_cnn`` run trained with ``rr: false``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 5, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean(dim=2)
+
+
+@pytest.mark.realdata
+def test_waveform_only_run_gets_x_only(data_dir: Path) -> None:
+    """The task's ``rr`` setting, not the model's signature, decides the inputs."""
+    rows, _ = predict_record(TinyWave(), None, data_dir / "mitdb" / "100",
+                             {"lead": "MLII", "rr": False}, max_duration_s=30.0)  # fmt: skip
+    assert len(rows) > 20 and all(abs(sum(r[f"p_{c}"] for c in "NSVFQ") - 1) < 1e-4 for r in rows)
+    with pytest.raises(TypeError):  # given rr as well, the waveform-only model refuses it
+        predict_record(TinyWave(), None, data_dir / "mitdb" / "100", {"lead": "MLII"},
+                       max_duration_s=30.0)  # fmt: skip
+
+
 @pytest.mark.realdata
 def test_xqrs_fallback_agrees_with_reference(data_dir: Path, rec100_no_atr: Path) -> None:
     rows, _ = predict_record(TinyBeat(), None, rec100_no_atr, {"lead": "MLII"},

@@ -39,7 +39,7 @@ from medtorch.errors import ConfigError
 log = logging.getLogger("medtorch")
 Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
-                                 "filter": True, "patient_norm": False}  # fmt: skip
+                                 "filter": True, "patient_norm": False, "rr": True}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
                                "filter": True, "rr": False, "waveform": True}  # fmt: skip
 
@@ -99,8 +99,8 @@ def predict_record(
 ) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
     """Classify every beat of a WFDB record and (with ``af_model``) find AF episodes.
 
-    ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (a one-input model
-    gets ``x`` only), or ``(x (N,2,T), rr (N,24))`` when the run used ``patient_norm`` (the
+    ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (``x`` only when
+    ``task_params["rr"]`` is false, as for ``lab_cnn`` runs), or ``(x (N,2,T), rr (N,24))`` when the run used ``patient_norm`` (the
     beats are then expressed relative to this record, over all its beats, as in training);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
@@ -126,8 +126,8 @@ def predict_record(
         x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]))
         if normalizer_apply is not None:
             x = normalizer_apply(x)
-        n_inputs = _n_inputs(model)
-        proba = predict_proba(model, [x, rr][:n_inputs], batch_size)
+        # the task's inputs, as in training: x, then rr unless the run used rr: false
+        proba = predict_proba(model, [x, rr] if p["rr"] else [x], batch_size)
         if len(kept) < len(samples):
             log.info("%s: %d beats skipped (window off the record edge)", stem.name,
                      len(samples) - len(kept))  # fmt: skip
@@ -172,16 +172,6 @@ def mark_rhythm(rows: list[dict[str, Any]], episodes: Sequence[dict[str, float]]
         row["predicted_rhythm_aware"] = (
             "N" if in_af and row["predicted"] == "S" else row["predicted"]
         )
-
-
-def _n_inputs(model: torch.nn.Module) -> int:
-    import inspect
-
-    members = getattr(model, "members", None)  # a ProbabilityEnsemble: ask a member
-    if members is not None:
-        return _n_inputs(members[0])
-    params = inspect.signature(model.forward).parameters.values()
-    return sum(1 for q in params if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD))
 
 
 def predict_af(
