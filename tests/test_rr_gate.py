@@ -66,6 +66,7 @@ def test_tree_gate_walks_sklearns_trees_exactly() -> None:
     gate = RRGate(2, n_classes=3, method="trees", weight=5.0)
     summary = gate.fit(rr, y)
     assert 1 <= summary["n_trees"] <= MAX_TREES and gate.n_steps == summary["max_depth"] >= 1
+    assert gate.n_trees == summary["n_trees"]  # only the fitted trees are walked
     pick = y <= 1
     ref = HistGradientBoostingClassifier(max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES,
                                          class_weight={0: 1.0, 1: 5.0}, random_state=0)  # fmt: skip

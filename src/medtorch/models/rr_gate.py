@@ -120,7 +120,7 @@ class RRGate(nn.Module):
         self.register_buffer("one_a", torch.eye(n_classes)[a], persistent=False)
         self.register_buffer("one_b", torch.eye(n_classes)[b], persistent=False)
         self.active = False  # Python values, so tracing for ONNX sees no tensor branch
-        self.n_steps = 0
+        self.n_steps = self.n_trees = 0
 
     def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args)
@@ -129,6 +129,10 @@ class RRGate(nn.Module):
     def _sync(self) -> None:
         self.active = bool(self.fitted.item())
         self.n_steps = int(self.depth.item()) if self.method == "trees" else 0
+        # fitted trees fill the leading rows (early stopping may leave fewer than MAX_TREES);
+        # walking only those is exact, as a padded tree adds 0
+        used = (self.t_value != 0).any(1).nonzero() if self.method == "trees" else None
+        self.n_trees = int(used.max()) + 1 if used is not None and len(used) else 0
 
     def fit(self, rr: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         """Fit on the beats of the pair (others ignored); returns a JSON-able summary."""
@@ -213,15 +217,17 @@ class RRGate(nn.Module):
             z = (rr[:, : self.n_features].double() - self.mean.double()) / self.scale.double()
             return z @ self.coef.double() + self.bias
         x = rr[:, : self.n_features].double()  # (N, F)
+        t = self.n_trees
+        offsets = self.offsets[:t]
         root = torch.zeros_like(x[:, :1], dtype=torch.long)  # (N, 1), traced with a dynamic N
-        node = root + torch.zeros_like(self.offsets)  # (N, trees): every tree at its root
-        feature, threshold = self.t_feature.reshape(-1), self.t_threshold.reshape(-1)
-        left, right = self.t_left.reshape(-1), self.t_right.reshape(-1)
+        node = root + torch.zeros_like(offsets)  # (N, trees): every tree at its root
+        feature, threshold = self.t_feature[:t].reshape(-1), self.t_threshold[:t].reshape(-1)
+        left, right = self.t_left[:t].reshape(-1), self.t_right[:t].reshape(-1)
         for _ in range(self.n_steps):  # leaves point to themselves, so extra steps are no-ops
-            g = node + self.offsets  # (N, trees) flat node index
+            g = node + offsets  # (N, trees) flat node index
             xv = x.gather(1, feature[g])  # (N, trees) the feature each node tests
             node = torch.where(xv <= threshold[g], left[g], right[g])
-        return self.t_value.reshape(-1)[node + self.offsets].sum(1) + self.bias  # (N,)
+        return self.t_value[:t].reshape(-1)[node + offsets].sum(1) + self.bias  # (N,)
 
     def forward(self, logits: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
         if not self.active:
