@@ -76,6 +76,21 @@ def test_tree_gate_walks_sklearns_trees_exactly() -> None:
     np.testing.assert_allclose(ours, ref.decision_function(test_rr[:, :2]), atol=1e-9)
 
 
+def test_tree_gate_refit_keeps_no_tree_of_the_earlier_fit() -> None:
+    from medtorch.models.rr_gate import MAX_TREES, RRGate
+
+    few_rr, few_y = _beats(300, seed=3)  # small: no early stopping, all MAX_TREES trees
+    many_rr, many_y = _beats(20000, seed=1)  # > 10,000 beats: sklearn stops early
+    fresh = RRGate(2, n_classes=3, method="trees", weight=5.0)
+    assert fresh.fit(many_rr, many_y)["n_trees"] < MAX_TREES
+    refit = RRGate(2, n_classes=3, method="trees", weight=5.0)
+    assert refit.fit(few_rr, few_y)["n_trees"] == MAX_TREES
+    refit.fit(many_rr, many_y)
+    test_rr = torch.from_numpy(_beats(200, seed=4)[0])
+    assert refit.n_trees == fresh.n_trees
+    assert torch.equal(refit.score(test_rr), fresh.score(test_rr))
+
+
 @pytest.mark.parametrize("method", ["logistic", "trees"])
 def test_fitted_gate_survives_the_state_dict_and_onnx(tmp_path: Path, method: str) -> None:
     pytest.importorskip("onnxruntime")

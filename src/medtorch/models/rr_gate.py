@@ -104,7 +104,7 @@ class RRGate(nn.Module):
         if method == "logistic":
             self.register_buffer("coef", torch.zeros(n_features))
         else:  # fixed-size tree tensors: a padded node is a leaf pointing to itself, value 0
-            own = torch.arange(MAX_NODES).expand(MAX_TREES, MAX_NODES).clone()
+            own = torch.arange(MAX_NODES).expand(MAX_TREES, MAX_NODES)
             self.register_buffer("depth", torch.zeros((), dtype=torch.long))
             self.register_buffer("t_feature", torch.zeros(MAX_TREES, MAX_NODES, dtype=torch.long))
             self.register_buffer(
@@ -190,7 +190,12 @@ class RRGate(nn.Module):
         )  # fmt: skip
         clf.fit(z, t)
         # sklearn keeps its fitted trees in ``_predictors`` (one per iteration for a binary
-        # task); tests/test_rr_gate.py checks the copy against clf.decision_function
+        # task); tests/test_rr_gate.py checks the copy against clf.decision_function.
+        # Start from empty slots, so a refit with fewer trees leaves none of the old ones.
+        for buf in (self.t_feature, self.t_threshold, self.t_value):
+            buf.zero_()
+        self.t_left.copy_(torch.arange(MAX_NODES).expand(MAX_TREES, MAX_NODES))
+        self.t_right.copy_(self.t_left)
         depth = 0
         for i, (tree,) in enumerate(clf._predictors):
             nodes = tree.nodes
