@@ -100,11 +100,12 @@ def predict_record(
     """Classify every beat of a WFDB record and (with ``af_model``) find AF episodes.
 
     ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (``x`` only when
-    ``task_params["rr"]`` is false, as for ``lab_cnn`` runs), or ``(x (N,2,T), rr (N,24))`` when the run used ``patient_norm`` (the
-    beats are then expressed relative to this record, over all its beats, as in training);
+    ``task_params["rr"]`` is false, as for ``lab_cnn`` runs), or ``(x (N,2,T), rr (N,24))``
+    when the run used ``patient_norm`` (the beats are then expressed relative to this
+    record, over all its beats, as in training);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
-    filter, patient_norm.
+    filter, patient_norm, rr.
     Returns per-beat rows (sample, time_s, source, reference symbol/class when annotated,
     predicted class, one probability per class) and AF episodes ``{start_s, end_s}``
     merged from consecutive positive windows. Beats whose window runs off the record are
