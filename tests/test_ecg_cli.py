@@ -58,13 +58,18 @@ def test_beats_train_predict_both_sources_and_export(
                  "model.params.rr_gate_method=trees")  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     aami = metrics["test"]["aami"]
-    # the RR gate was fitted on the training records' N and S beats (101: 3 APCs) and is in
-    # the checkpoint that predict and export load below
+    # the RR gate was fitted on the N and S beats of the training and validation records
+    # (the recipe's trainer.after_training_on; 101: 3 APCs, 119: none), never the test ones,
+    # and is in the checkpoint that predict and export load below
+    assert metrics["after_training"]["fitted_on"] == "train+valid"
     assert metrics["after_training"]["n_beats"]["1"] == 3
-    assert metrics["after_training"]["n_beats"]["0"] > 3000
+    assert metrics["after_training"]["n_beats"]["0"] > 3000 + 1500
     assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]
     html = (run / "report.html").read_text()
-    assert "AAMI heartbeat classes" in html and "second stage (fitted after training" in html
+    assert (
+        "AAMI heartbeat classes" in html
+        and "second stage (fitted after training, on the train+valid split(s)" in html
+    )
 
     out = tmp_path / "201.csv"
     assert main(["predict", str(run), str(data_dir / "mitdb" / "201"), "--out", str(out)]) == 0

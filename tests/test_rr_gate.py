@@ -1,4 +1,5 @@
-"""The RR gate: a linear second stage re-splitting the N + S probability by rhythm."""
+"""The RR gate: a second stage (logistic or boosted trees) re-splitting the N + S probability
+by rhythm."""
 
 from __future__ import annotations
 
@@ -69,26 +70,41 @@ def test_tree_gate_walks_sklearns_trees_exactly() -> None:
     assert gate.n_trees == summary["n_trees"]  # only the fitted trees are walked
     pick = y <= 1
     ref = HistGradientBoostingClassifier(max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES,
-                                         class_weight={0: 1.0, 1: 5.0}, random_state=0)  # fmt: skip
+                                         early_stopping=False, class_weight={0: 1.0, 1: 5.0},
+                                         random_state=0)  # fmt: skip
     ref.fit(rr[pick, :2].astype(np.float64), (y[pick] == 1).astype(int))
     test_rr, _ = _beats(500, seed=2)
     ours = gate.score(torch.from_numpy(test_rr)).numpy()
     np.testing.assert_allclose(ours, ref.decision_function(test_rr[:, :2]), atol=1e-9)
 
 
-def test_tree_gate_refit_keeps_no_tree_of_the_earlier_fit() -> None:
+def test_tree_gate_refit_keeps_no_tree_of_the_earlier_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medtorch.models import rr_gate
     from medtorch.models.rr_gate import MAX_TREES, RRGate
 
-    few_rr, few_y = _beats(300, seed=3)  # small: no early stopping, all MAX_TREES trees
-    many_rr, many_y = _beats(20000, seed=1)  # > 10,000 beats: sklearn stops early
-    fresh = RRGate(2, n_classes=3, method="trees", weight=5.0)
-    assert fresh.fit(many_rr, many_y)["n_trees"] < MAX_TREES
+    rr, y = _beats(3000, seed=1)
     refit = RRGate(2, n_classes=3, method="trees", weight=5.0)
-    assert refit.fit(few_rr, few_y)["n_trees"] == MAX_TREES
-    refit.fit(many_rr, many_y)
+    assert refit.fit(rr, y)["n_trees"] == MAX_TREES  # no early stopping: all trees
+    monkeypatch.setattr(rr_gate, "MAX_TREES", 20)  # a later fit with fewer trees
+    fresh = RRGate(2, n_classes=3, method="trees", weight=5.0)
+    assert fresh.fit(rr, y)["n_trees"] == 20
+    refit.fit(rr, y)
     test_rr = torch.from_numpy(_beats(200, seed=4)[0])
-    assert refit.n_trees == fresh.n_trees
+    assert refit.n_trees == fresh.n_trees == 20
     assert torch.equal(refit.score(test_rr), fresh.score(test_rr))
+
+
+def test_tree_gate_fit_does_not_depend_on_the_beats_order() -> None:
+    from medtorch.models.rr_gate import RRGate
+
+    rr, y = _beats(12000, seed=5)  # > 10,000 beats: sklearn's default would stop early
+    order = np.random.default_rng(0).permutation(len(y))
+    a = RRGate(2, n_classes=3, method="trees", weight=5.0)
+    b = RRGate(2, n_classes=3, method="trees", weight=5.0)
+    a.fit(rr, y)
+    b.fit(rr[order], y[order])
+    test_rr = torch.from_numpy(_beats(500, seed=6)[0])
+    torch.testing.assert_close(a.score(test_rr), b.score(test_rr), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("method", ["logistic", "trees"])
@@ -119,3 +135,43 @@ def test_gate_errors_name_the_parameter() -> None:
     with pytest.raises(ModelError, match="training beats of both classes 0 and 1"):
         rr, y = _beats()
         _model().fit_after_training({"x": rr, "rr": rr}, np.where(y == 1, 0, y))
+
+
+def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """trainer.after_training_on=train+valid fits on both splits' beats, and every checkpoint
+    carries the fitted gate; a bad value is a one-line config error naming the key."""
+    from medtorch.config import load_config
+    from medtorch.data.dataset import ArrayDataset
+    from medtorch.errors import ConfigError
+    from medtorch.pipeline import fit_after_training
+    from medtorch.train import checkpoint as ckpt
+
+    def part(seed: int) -> ArrayDataset:
+        rr, y = _beats(seed=seed)
+        x = np.zeros((len(y), 1, 32), np.float32)
+        return ArrayDataset({"x": x, "rr": rr}, y, np.zeros(len(y)), ["N", "S", "V"])
+
+    train, valid = part(0), part(1)
+    model = _model(rr_gate_method="trees")
+    (tmp_path / "checkpoints").mkdir()
+    ckpt.save_atomic({"model": model.state_dict()}, tmp_path / "checkpoints" / "best.pt")
+    summary = fit_after_training(model, {"train": train, "valid": valid}, tmp_path)
+    assert summary is not None and summary["fitted_on"] == "train+valid"
+    n_s = int((train.y == 1).sum() + (valid.y == 1).sum())
+    assert summary["n_beats"]["1"] == n_s
+    saved = ckpt.load_checkpoint(tmp_path / "checkpoints" / "best.pt")["model"]
+    assert bool(saved["rr_gate.fitted"].item())
+    fresh = _model(rr_gate_method="trees")
+    fresh.load_state_dict(saved)
+    x, rr = torch.zeros(len(valid.y), 1, 32), torch.from_numpy(valid.inputs["rr"])
+    with torch.no_grad():
+        assert torch.allclose(fresh(x, rr), model(x, rr))
+
+    raw = {"data": {"dataset": "mitdb"}, "task": {"name": "mitdb_aami_beats"},
+           "model": {"name": "hannun_resnet1d_rr"}}  # fmt: skip
+    assert load_config(raw).trainer.after_training_on == "train"
+    with pytest.raises(ConfigError, match="after_training_on") as err:
+        load_config(raw, ["trainer.after_training_on=test"])
+    assert "\n" not in str(err.value)

@@ -403,3 +403,21 @@ def test_predict_proba_tta_averages_flipped_views() -> None:
         [torch.softmax(odd.model(torch.as_tensor(v.copy())), 1).detach().numpy() for v in views], 0
     )
     assert np.allclose(p, want, atol=1e-6)
+
+
+def test_monitor_epoch_keeps_the_last_epoch(data, tmp_path: Path) -> None:
+    """trainer.monitor=epoch: best.pt is the last epoch's weights, with or without valid."""
+    train, valid = data
+    cfg = tcfg(max_epochs=3, monitor="epoch")
+    tr = Trainer(new_model(), OptimConfig(lr=1e-2), cfg, tmp_path, CLASSES)
+    tr.fit(train, valid)
+    assert tr.best_epoch == 3 and tr.mode == "max"
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)["model"]
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(best[k], last[k]) for k in last)
+    solo = Trainer(new_model(), OptimConfig(lr=1e-2), cfg, None, CLASSES)
+    solo.fit(train, None)
+    assert solo.monitor == "epoch" and solo.best_epoch == 3
+    with pytest.raises(ConfigError, match=r"trainer\.monitor_mode"):
+        Trainer(new_model(), OptimConfig(), tcfg(monitor="epoch", monitor_mode="min"), None,
+                CLASSES).fit(train, valid)  # fmt: skip

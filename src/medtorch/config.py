@@ -116,7 +116,10 @@ class TrainerConfig(_Section):
     batch_size: int = Field(64, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
     seed: int = 0
-    monitor: str = "valid_loss"
+    monitor: str = Field(
+        "valid_loss",
+        description="the history column that picks the best checkpoint; epoch keeps the last",
+    )
     monitor_mode: Literal["min", "max", "auto"] = "auto"
     patience: int | None = Field(None, ge=1, description="early stopping; None disables it")
     class_weights: Literal["none", "balanced"] | list[float] = "none"
@@ -135,6 +138,12 @@ class TrainerConfig(_Section):
     cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
         "auto",
         description="CPU convolution kernels (oneDNN or native); auto: native for tiny convolutions",
+    )
+    after_training_on: Literal["train", "train+valid"] = Field(
+        "train",
+        description="the split(s) a model's second stage is fitted on after training (e.g. the "
+        "RR gate); train+valid uses the validation records too, whose scores then are in-sample "
+        "for that stage",
     )
 
 

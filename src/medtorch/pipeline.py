@@ -214,7 +214,10 @@ def train_run(
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
     trainer.fit(train, valid, resume=resume_dir is not None)
-    stage2 = fit_after_training(model, train, run_dir)
+    on = {"train": train, "valid": valid}
+    stage2 = fit_after_training(
+        model, {k: on[k] for k in cfg.trainer.after_training_on.split("+")}, run_dir
+    )
     fit_s = time.perf_counter() - t0
 
     metrics: dict[str, Any] = {
@@ -237,13 +240,18 @@ def train_run(
     return run_dir
 
 
-def fit_after_training(model: Any, train: ArrayDataset, run_dir: Path) -> dict[str, Any] | None:
-    """Fit a model's second stage, if it has one, on the training split (never valid/test).
+def fit_after_training(
+    model: Any, parts: dict[str, ArrayDataset], run_dir: Path
+) -> dict[str, Any] | None:
+    """Fit a model's second stage, if it has one, on ``parts`` (train, or train and valid).
 
     Models may define ``fit_after_training(inputs, y) -> summary | None`` (e.g. the RR gate
     of ``hannun_resnet1d_rr``). Its fitted buffers do not depend on the network's weights,
     so they are fitted once and written into every checkpoint of the run, which is what
-    prediction, evaluation, export and ``medtorch predict`` load.
+    prediction, evaluation, export and ``medtorch predict`` load. The test split is never
+    among ``parts`` (``trainer.after_training_on`` picks train or train+valid); with valid
+    among them, the validation scores are in-sample for the second stage, and the summary
+    says so.
     """
     from medtorch.train import checkpoint as ckpt
 
@@ -251,15 +259,18 @@ def fit_after_training(model: Any, train: ArrayDataset, run_dir: Path) -> dict[s
     if fit is None:
         return None
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    summary = fit(train.inputs, train.y)
+    ds = list(parts.values())
+    inputs = {k: np.concatenate([d.inputs[k] for d in ds]) for k in ds[0].inputs}
+    summary = fit(inputs, np.concatenate([d.y for d in ds]))
     if summary is None:
         return None
+    summary["fitted_on"] = "+".join(parts)
     fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
     for path in sorted((run_dir / "checkpoints").glob("*.pt")):
         state = ckpt.load_checkpoint(path)
         state["model"].update(fitted)
         ckpt.save_atomic(state, path)
-    log.info("fitted the second stage on the training split: %s", summary)
+    log.info("fitted the second stage: %s", summary)
     return summary
 
 

@@ -189,7 +189,8 @@ class HannunResNet1dRR(HannunResNet1d):
         return logits if self.rr_gate is None else self.rr_gate(logits, rr_in)
 
     def fit_after_training(self, inputs: dict[str, np.ndarray], y: np.ndarray) -> dict | None:
-        """Fit the RR gate (if any) on the training split; see :mod:`medtorch.models.rr_gate`."""
+        """Fit the RR gate (if any) on the given beats (the pipeline passes train, or train and
+        valid: ``trainer.after_training_on``); see :mod:`medtorch.models.rr_gate`."""
         if self.rr_gate is None:
             return None
         return self.rr_gate.fit(list(inputs.values())[1], y)

@@ -22,6 +22,9 @@ Two second stages (``method``), both fitted with scikit-learn and then held as t
 
 The stage is inactive until fitted, so the network trains as usual; fitted, it is part of
 the model's state dict, of every checkpoint written after fitting, and of the ONNX export.
+The pipeline fits it on the training split, or on training and validation
+(``trainer.after_training_on``: the validation records then only pick the network's epoch,
+and their scores are in-sample for this stage); never on the test split.
 """
 
 from __future__ import annotations
@@ -129,7 +132,8 @@ class RRGate(nn.Module):
     def _sync(self) -> None:
         self.active = bool(self.fitted.item())
         self.n_steps = int(self.depth.item()) if self.method == "trees" else 0
-        # fitted trees fill the leading rows (early stopping may leave fewer than MAX_TREES);
+        # fitted trees fill the leading rows (a state dict from before early stopping was
+        # turned off may hold fewer than MAX_TREES);
         # walking only those is exact, as a padded tree adds 0
         used = (self.t_value != 0).any(1).nonzero() if self.method == "trees" else None
         self.n_trees = int(used.max()) + 1 if used is not None and len(used) else 0
@@ -184,8 +188,11 @@ class RRGate(nn.Module):
     def _fit_trees(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
+        # No early stopping: sklearn's would hold out a random 10 % of the rows, so the
+        # fitted trees (and DS2 S sensitivity, by up to 4.5 points) would depend on the order
+        # the beats arrive in. Without it the fit is a function of the beats alone.
         clf = HistGradientBoostingClassifier(
-            max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES,
+            max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES, early_stopping=False,
             class_weight={0: 1.0, 1: self.weight}, random_state=0,
         )  # fmt: skip
         clf.fit(z, t)
@@ -194,7 +201,7 @@ class RRGate(nn.Module):
         # Start from empty slots, so a refit with fewer trees leaves none of the old ones.
         for buf in (self.t_feature, self.t_threshold, self.t_value):
             buf.zero_()
-        self.t_left.copy_(torch.arange(MAX_NODES).expand(MAX_TREES, MAX_NODES))
+        self.t_left.copy_(torch.arange(MAX_NODES).expand_as(self.t_left))
         self.t_right.copy_(self.t_left)
         depth = 0
         for i, (tree,) in enumerate(clf._predictors):

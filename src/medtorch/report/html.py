@@ -200,12 +200,18 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
     stage2 = metrics.get("after_training")
     if isinstance(stage2, dict):
         counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
+        on = str(stage2.get("fitted_on", "train"))
+        caveat = (
+            " The validation scores above are in-sample for this stage: its fit saw those beats."
+            if "valid" in on.split("+")
+            else ""
+        )
         parts.append(
-            "<h3>second stage (fitted after training, on the training split only)</h3>"
+            f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>"
             f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
             f"{e(str(stage2.get('classes')))} on the first {e(str(stage2.get('n_features')))} "
             f"RR features; weight of the second class {e(str(stage2.get('weight')))}; "
-            f"fitted on {e(counts)}. The metrics above include it.</p>"
+            f"fitted on {e(counts)}. The metrics above include it.{e(caveat)}</p>"
         )
     return "".join(parts)
 

@@ -26,6 +26,7 @@ MONITORS = (
     "valid_auroc",
     "valid_macro_f1",
     "train_loss",
+    "epoch",  # the last epoch is the best: for a fixed schedule such as one-cycle
 )
 HISTORY_COLUMNS = (
     "epoch",

@@ -282,7 +282,7 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         self._seed()
         self.monitor = cfg.monitor
-        if valid is None and self.monitor != "train_loss":
+        if valid is None and self.monitor not in ("train_loss", "epoch"):
             log.info("no validation set: monitoring train_loss instead of %s", self.monitor)
             self.monitor = "train_loss"
         mode: str = cfg.monitor_mode
@@ -290,6 +290,11 @@ class Trainer:
             mode = "min"
         elif mode == "auto":
             mode = "min" if "loss" in self.monitor else "max"
+        if self.monitor == "epoch" and mode != "max":
+            raise ConfigError(
+                fmt("monitor_mode max or auto with trainer.monitor=epoch", mode,
+                    "trainer.monitor_mode", "set it to auto (the last epoch is kept)")
+            )  # fmt: skip
         self.mode = mode
         if self.monitor == "valid_auroc" and valid is not None and len(np.unique(valid.y)) < 2:
             raise ConfigError(
@@ -464,7 +469,9 @@ class Trainer:
                     }
                 valid_part = f" valid_loss {row['valid_loss']:.4f}" if valid is not None else ""
                 monitor_part = (
-                    f" {self.monitor} {score:.4f}" if self.monitor != "valid_loss" else ""
+                    f" {self.monitor} {score:.4f}"
+                    if self.monitor not in ("valid_loss", "epoch")
+                    else ""
                 )
                 log.info(
                     "epoch %d/%d train_loss %.4f%s%s lr %.2e %.1fs%s",
