@@ -22,6 +22,9 @@ for each seed. Its RR second stage is fitted on the training half (train + valid
 recipe does). Every DS1 beat is then predicted once per seed by a model that never saw its
 record; the AAMI Se and +P are pooled over the two folds.
 
+The recipe is trained as it was before this check (``trainer.monitor=valid_macro_f1``);
+the check's answer, ``last``, is now the recipe's ``trainer.monitor: epoch``.
+
 The rules, also fixed before: ``last`` replaces ``best`` if its mean over seeds of
 (V F1 + S F1) / 2 is higher; the ensemble is recommended if its (V F1 + S F1) / 2 beats the
 single seeds' mean. DS2 is not read.
@@ -144,6 +147,8 @@ def main() -> None:
                     "split.valid_groups=null",
                     f"trainer.seed={seed}",
                     "trainer.after_training_on=train+valid",
+                    # the recipe's monitor before this check: best = best valid macro F1
+                    "trainer.monitor=valid_macro_f1",
                 ],
             )
             done = sorted(a.out.glob(f"nested_{fold}_s{seed}-*/metrics.json"))
