@@ -77,7 +77,8 @@ def plot_learning_curves(
         vals = h[monitor]
         best = np.nanargmin(vals) if "loss" in monitor else np.nanargmax(vals)
         ax = axes[0] if monitor in loss_cols or not metric_cols else axes[1]
-        ax.axvline(epochs[best], color="grey", ls="--", lw=1, label=f"best {monitor}")
+        label = "kept: the last epoch" if monitor == "epoch" else f"best {monitor}"
+        ax.axvline(epochs[best], color="grey", ls="--", lw=1, label=label)
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.lines:
