@@ -116,9 +116,8 @@ def _scores(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, fl
     pc = rep["per_class"]
     out: dict[str, float] = {}
     for c in ("S", "V"):
-        se, pp = (float(pc[c][k]["value"] or 0.0) for k in ("Se", "+P"))
-        out[f"{c} Se"], out[f"{c} +P"] = round(100 * se, 1), round(100 * pp, 1)
-        out[f"{c} F1"] = round(100 * (2 * se * pp / (se + pp) if se + pp else 0.0), 1)
+        for k in ("Se", "+P", "F1"):  # aami_report's own F1 (sklearn), not recomputed here
+            out[f"{c} {k}"] = round(100 * float(pc[c][k]["value"] or 0.0), 1)
     out["SV F1"] = round((out["S F1"] + out["V F1"]) / 2, 1)
     out["kappa"] = round(float(rep["overall"]["cohen_kappa"]["value"]), 3)
     return out
