@@ -87,6 +87,11 @@ class Trainer:
                     "pick one of those names",
                 )
             )
+        if trainer.monitor == "epoch" and trainer.monitor_mode == "min":
+            raise ConfigError(
+                fmt("monitor_mode max or auto with trainer.monitor=epoch", trainer.monitor_mode,
+                    "trainer.monitor_mode", "set it to auto (the last epoch is kept)")
+            )  # fmt: skip
         if isinstance(trainer.class_weights, list) and len(trainer.class_weights) != len(
             self.class_names
         ):
@@ -290,11 +295,6 @@ class Trainer:
             mode = "min"
         elif mode == "auto":
             mode = "min" if "loss" in self.monitor else "max"
-        if self.monitor == "epoch" and mode != "max":
-            raise ConfigError(
-                fmt("monitor_mode max or auto with trainer.monitor=epoch", mode,
-                    "trainer.monitor_mode", "set it to auto (the last epoch is kept)")
-            )  # fmt: skip
         self.mode = mode
         if self.monitor == "valid_auroc" and valid is not None and len(np.unique(valid.y)) < 2:
             raise ConfigError(
