@@ -24,6 +24,11 @@ def _beats(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rr.astype(np.float32), y
 
 
+def _groups(n: int, k: int = 8) -> np.ndarray:
+    """k made-up records, beats dealt round-robin."""
+    return np.array([f"r{i % k}" for i in range(n)])
+
+
 def _model(**kw: object) -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model("hannun_resnet1d_rr", n_inputs=1, n_classes=3, **{**SMALL, **kw}).eval()
@@ -112,10 +117,11 @@ def test_fitted_gate_survives_the_state_dict_and_onnx(tmp_path: Path, method: st
     pytest.importorskip("onnxruntime")
     from medtorch.export import check_onnx_parity, export_onnx
 
-    model = _model(rr_gate_method=method)
+    model = _model(rr_gate_method=method, rr_gate_min_ppv=0.9)  # with an operating point
     rr, y = _beats()
-    model.fit_after_training({"x": np.zeros((len(y), 1, 32)), "rr": rr}, y)
-    fresh = _model(rr_gate_method=method)
+    model.fit_after_training({"x": np.zeros((len(y), 1, 32)), "rr": rr}, y, _groups(len(y)))
+    assert model.rr_gate.offset.item() != 0.0
+    fresh = _model(rr_gate_method=method, rr_gate_min_ppv=0.9)
     assert not fresh.rr_gate.active
     fresh.load_state_dict(model.state_dict())
     assert fresh.rr_gate.active
@@ -123,6 +129,77 @@ def test_fitted_gate_survives_the_state_dict_and_onnx(tmp_path: Path, method: st
     assert torch.equal(fresh(*example), model(*example))
     path = export_onnx(fresh, example, tmp_path / "g.onnx", input_names=["x", "rr"])
     assert check_onnx_parity(fresh, path, example) < 1e-4
+
+
+@pytest.mark.parametrize("method", ["logistic", "trees"])
+def test_operating_point_is_the_most_sensitive_with_the_cv_ppv_floor(method: str) -> None:
+    """rr_gate_min_ppv: the threshold comes from record-grouped CV on the fitting beats (here
+    recomputed by hand with sklearn), and the gate calls S where score - offset > 0."""
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
+
+    from medtorch.models.rr_gate import RRGate
+
+    rr, y = _beats(1500, seed=7)
+    rr[:, 0] += np.random.default_rng(1).normal(0, 0.6, len(y))  # overlap: a real trade-off
+    groups = _groups(len(y))
+    points = {}
+    for floor in (0.6, 0.9):
+        gate = RRGate(2, n_classes=3, method=method, weight=10.0, min_ppv=floor)
+        point = gate.fit(rr, y, groups)["operating_point"]
+        assert point["met"] and point["cv_+P"] >= floor
+        assert point["cv"] == "8 group folds (one group each)"
+        assert gate.offset.item() == point["offset"]
+        # the same CV by hand: Se and +P at the chosen offset, and no lower offset keeps +P
+        pick = y <= 1
+        z, t = rr[pick, :2].astype(np.float64), (y[pick] == 1).astype(int)
+        est = RRGate(2, n_classes=3, method=method, weight=10.0)._estimator()
+        if method == "logistic":
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            est = make_pipeline(StandardScaler(), est)
+        cv = cross_val_predict(est, z, t, groups=groups[pick], cv=LeaveOneGroupOut(),
+                               method="decision_function")  # fmt: skip
+        called = cv > point["offset"]
+        assert round(float(called[t == 1].mean()), 4) == point["cv_Se"]
+        assert round(float(t[called].mean()), 4) == point["cv_+P"]
+        for v in np.unique(cv[cv < point["offset"]]):  # every lower threshold that finds
+            more = cv >= v  # more S beats falls below the floor
+            if more[t == 1].mean() > called[t == 1].mean():
+                assert t[more].mean() < floor
+        # the model's decision: S where the shifted score is positive
+        logits = torch.zeros(len(y), 3)
+        with torch.no_grad():
+            pred = gate(logits, torch.from_numpy(rr)).argmax(1).numpy()
+            raw = gate.score(torch.from_numpy(rr)).numpy()
+        np.testing.assert_array_equal(pred == 1, raw > point["offset"])
+        points[floor] = point
+    assert points[0.6]["cv_Se"] >= points[0.9]["cv_Se"]
+    assert points[0.6]["offset"] < points[0.9]["offset"]
+
+
+def test_operating_point_out_of_reach_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    from medtorch.models.rr_gate import RRGate
+
+    rng = np.random.default_rng(3)
+    y = rng.choice([0, 1], size=600, p=[0.8, 0.2])
+    rr = rng.normal(size=(600, 2)).astype(np.float32)  # no signal: +P stays near 0.2
+    gate = RRGate(2, n_classes=2, method="logistic", min_ppv=0.95)
+    point = gate.fit(rr, y, _groups(600))["operating_point"]
+    assert not point["met"] and point["cv_+P"] < 0.95
+    assert "no threshold reaches a cross-validated +P of 0.950" in caplog.text
+
+
+def test_state_dict_from_before_operating_points_loads_with_offset_zero() -> None:
+    model = _model(rr_gate_method="trees")
+    rr, y = _beats()
+    model.fit_after_training({"x": np.zeros((len(y), 1, 32)), "rr": rr}, y)
+    old = {k: v for k, v in model.state_dict().items() if k != "rr_gate.offset"}
+    fresh = _model(rr_gate_method="trees")
+    fresh.load_state_dict(old)
+    assert fresh.rr_gate.active and fresh.rr_gate.offset.item() == 0.0
+    x = torch.randn(6, 1, 32)
+    assert torch.equal(fresh(x, torch.from_numpy(rr[:6])), model(x, torch.from_numpy(rr[:6])))
 
 
 def test_gate_errors_name_the_parameter() -> None:
@@ -135,6 +212,14 @@ def test_gate_errors_name_the_parameter() -> None:
     with pytest.raises(ModelError, match="training beats of both classes 0 and 1"):
         rr, y = _beats()
         _model().fit_after_training({"x": rr, "rr": rr}, np.where(y == 1, 0, y))
+    for bad in (0.0, 1.0, "half", True):
+        with pytest.raises(ModelError, match=r"model\.params\.rr_gate_min_ppv;"):
+            _model(rr_gate_min_ppv=bad)
+    rr, y = _beats()
+    with pytest.raises(ModelError, match=r"one group id per beat .*rr_gate_min_ppv=0\.5"):
+        _model(rr_gate_min_ppv=0.5).fit_after_training({"x": rr, "rr": rr}, y)
+    with pytest.raises(ModelError, match="S beats in at least 2 groups"):
+        _model(rr_gate_min_ppv=0.5).fit_after_training({"x": rr, "rr": rr}, y, _groups(len(y), 1))
 
 
 def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(

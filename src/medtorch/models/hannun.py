@@ -188,12 +188,15 @@ class HannunResNet1dRR(HannunResNet1d):
         logits = self.head(feat)  # (N, n_classes)
         return logits if self.rr_gate is None else self.rr_gate(logits, rr_in)
 
-    def fit_after_training(self, inputs: dict[str, np.ndarray], y: np.ndarray) -> dict | None:
+    def fit_after_training(
+        self, inputs: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray | None = None
+    ) -> dict | None:
         """Fit the RR gate (if any) on the given beats (the pipeline passes train, or train and
-        valid: ``trainer.after_training_on``); see :mod:`medtorch.models.rr_gate`."""
+        valid: ``trainer.after_training_on``, and each beat's record as ``groups``); see
+        :mod:`medtorch.models.rr_gate`."""
         if self.rr_gate is None:
             return None
-        return self.rr_gate.fit(list(inputs.values())[1], y)
+        return self.rr_gate.fit(list(inputs.values())[1], y, groups)
 
 
 def _validate(cfg: HannunConfig) -> None:
@@ -261,6 +264,7 @@ def hannun_resnet1d_rr(
     rr_gate_weight: float = 10.0,
     rr_gate_c: float = 1.0,
     rr_gate_method: str = "logistic",
+    rr_gate_min_ppv: float | None = None,
 ) -> HannunResNet1dRR:
     """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr).
 
@@ -269,7 +273,9 @@ def hannun_resnet1d_rr(
     fitted after training, re-splits the probability of the pair ``rr_gate_classes``
     (AAMI N and S: [0, 1]) from the first k RR features, with ``rr_gate_method``
     "logistic" (``rr_gate_c``: inverse L2 strength) or "trees" (gradient-boosted);
-    ``rr_gate_weight``: the second class's loss weight.
+    ``rr_gate_weight``: the second class's loss weight; ``rr_gate_min_ppv``: its operating
+    point, the most sensitive one whose record-grouped cross-validated +P on the fitting
+    beats is at least this (null: the weighted fit's own 1/2).
     """
     if not isinstance(rr_gate_features, int) or not 0 <= rr_gate_features <= n_rr:
         raise ModelError(
@@ -305,5 +311,6 @@ def hannun_resnet1d_rr(
         gate = RRGate(
             rr_gate_features, n_classes, (int(rr_gate_classes[0]), int(rr_gate_classes[1])),
             weight=float(rr_gate_weight), c=float(rr_gate_c), method=rr_gate_method,
+            min_ppv=rr_gate_min_ppv,
         )  # fmt: skip
     return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative, gate=gate)

@@ -20,6 +20,17 @@ Two second stages (``method``), both fitted with scikit-learn and then held as t
   :data:`MAX_LEAVES` leaves); its trees are copied into fixed-size tensors and walked in
   PyTorch, so the stage exports to ONNX like the rest of the model.
 
+**Operating point** (``min_ppv``). Left unset, S is called where the stage's weighted fit
+says P(S | pair) > 1/2. Set, the stage chooses its own threshold when it is fitted: it
+cross-validates itself on the beats it is given, grouped by the unit of independence (the
+record; leave-one-group-out up to :data:`MAX_CV_FOLDS` groups, else that many group
+folds), and takes the lowest threshold whose pooled cross-validated positive predictivity
+is at least ``min_ppv``, i.e. the most sensitive point that keeps the +P floor on patients
+the stage did not see. The threshold (a logit offset) is a buffer like the rest, so
+checkpoints, ``medtorch predict`` and the ONNX export all use it. If no threshold reaches
+the floor, the one with the highest cross-validated +P is used, and the summary (and the
+log) say the floor was not met.
+
 The stage is inactive until fitted, so the network trains as usual; fitted, it is part of
 the model's state dict, of every checkpoint written after fitting, and of the ONNX export.
 The pipeline fits it on the training split, or on training and validation
@@ -29,6 +40,7 @@ and their scores are in-sample for this stage); never on the test split.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -38,9 +50,12 @@ from torch import nn
 
 from medtorch.errors import ModelError, fmt
 
+log = logging.getLogger(__name__)
+
 MAX_TREES = 100
 MAX_LEAVES = 31
 MAX_NODES = 2 * MAX_LEAVES - 1
+MAX_CV_FOLDS = 25
 METHODS = ("logistic", "trees")
 
 
@@ -51,13 +66,15 @@ class RRGate(nn.Module):
     logits unchanged while unfitted, else the log of the re-split probabilities (a softmax
     of them gives back those probabilities). ``weight``: the second class's weight in the
     loss (its beats are rare; larger -> more sensitive, less predictive). ``c``: inverse
-    L2 strength of the logistic regression.
+    L2 strength of the logistic regression. ``min_ppv``: choose the threshold by grouped
+    cross-validation at fit time (see the module's docstring); ``fit`` then needs groups.
     """
 
     mean: torch.Tensor
     scale: torch.Tensor
     coef: torch.Tensor
     bias: torch.Tensor
+    offset: torch.Tensor
     fitted: torch.Tensor
     depth: torch.Tensor
     t_feature: torch.Tensor
@@ -73,6 +90,7 @@ class RRGate(nn.Module):
     def __init__(
         self, n_features: int, n_classes: int, classes: tuple[int, int] = (0, 1),
         weight: float = 10.0, c: float = 1.0, method: str = "logistic",
+        min_ppv: float | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         a, b = (int(v) for v in classes)
@@ -98,11 +116,24 @@ class RRGate(nn.Module):
             raise ModelError(
                 fmt(" or ".join(METHODS), method, "model.params.rr_gate_method", "pick one")
             )
+        if min_ppv is not None and not (
+            isinstance(min_ppv, (int, float)) and not isinstance(min_ppv, bool) and 0 < min_ppv < 1
+        ):
+            raise ModelError(
+                fmt(
+                    "null or a fraction in (0, 1)",
+                    min_ppv,
+                    "model.params.rr_gate_min_ppv",
+                    "use e.g. 0.5 for a positive predictivity floor of 50 %",
+                )
+            )
         self.n_features, self.classes, self.weight, self.c = n_features, (a, b), weight, c
-        self.method = method
+        self.method, self.min_ppv = method, min_ppv
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
         self.register_buffer("bias", torch.zeros((), dtype=torch.float64))
+        # the operating point: S where score - offset > 0 (0 unless min_ppv chose one)
+        self.register_buffer("offset", torch.zeros((), dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros(()))
         if method == "logistic":
             self.register_buffer("coef", torch.zeros(n_features))
@@ -126,6 +157,8 @@ class RRGate(nn.Module):
         self.n_steps = self.n_trees = 0
 
     def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        # a state dict from before operating points existed has no offset: it used 0
+        state_dict.setdefault(prefix + "offset", torch.zeros((), dtype=torch.float64))
         super()._load_from_state_dict(state_dict, prefix, *args)
         self._sync()
 
@@ -138,8 +171,13 @@ class RRGate(nn.Module):
         used = (self.t_value != 0).any(1).nonzero() if self.method == "trees" else None
         self.n_trees = int(used.max()) + 1 if used is not None and len(used) else 0
 
-    def fit(self, rr: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        """Fit on the beats of the pair (others ignored); returns a JSON-able summary."""
+    def fit(
+        self, rr: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Fit on the beats of the pair (others ignored); returns a JSON-able summary.
+
+        ``groups`` (N,): each beat's record, for the cross-validated operating point
+        (needed only with ``min_ppv``)."""
         a, b = self.classes
         rr = np.asarray(rr, dtype=np.float64)
         if rr.ndim != 2 or rr.shape[1] < self.n_features:
@@ -163,19 +201,89 @@ class RRGate(nn.Module):
             "method": self.method, "classes": [a, b], "n_features": self.n_features,
             "weight": self.weight, "n_beats": {str(a): int((t == 0).sum()), str(b): int(t.sum())},
         }  # fmt: skip
+        if self.min_ppv is not None and (groups is None or len(groups) != len(y)):
+            raise ModelError(
+                f"expected one group id per beat for the RR gate's cross-validated operating "
+                f"point (model.params.rr_gate_min_ppv={self.min_ppv}), got "
+                f"{'none' if groups is None else len(groups)} for {len(y)} beats; pass the "
+                "records as groups or set rr_gate_min_ppv to null"
+            )
         with torch.no_grad():
             summary.update(self._fit_logistic(z, t) if self.method == "logistic"
                            else self._fit_trees(z, t))  # fmt: skip
+            self.offset.zero_()
+            if self.min_ppv is not None:
+                assert groups is not None
+                point = self._operating_point(z, t, np.asarray(groups)[pick])
+                self.offset.fill_(point["offset"])
+                summary["operating_point"] = point
             self.fitted.fill_(1.0)
         self._sync()
         return summary
 
-    def _fit_logistic(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
-        from sklearn.linear_model import LogisticRegression
+    def _estimator(self) -> Any:
+        """The unfitted scikit-learn model of ``method`` (the fits below and the CV share it)."""
+        weights = {0: 1.0, 1: self.weight}
+        if self.method == "logistic":
+            from sklearn.linear_model import LogisticRegression
 
+            return LogisticRegression(C=self.c, class_weight=weights, max_iter=5000)
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        # No early stopping: sklearn's would hold out a random 10 % of the rows, so the
+        # fitted trees (and DS2 S sensitivity, by up to 4.5 points) would depend on the order
+        # the beats arrive in. Without it the fit is a function of the beats alone.
+        return HistGradientBoostingClassifier(
+            max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES, early_stopping=False,
+            class_weight=weights, random_state=0,
+        )  # fmt: skip
+
+    def _operating_point(self, z: np.ndarray, t: np.ndarray, groups: np.ndarray) -> dict:
+        """The lowest threshold on the score whose grouped-CV pooled +P >= ``min_ppv``."""
+        from sklearn.metrics import precision_recall_curve
+        from sklearn.model_selection import GroupKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        n_groups = len(np.unique(groups))
+        if n_groups < 2 or len(np.unique(groups[t == 1])) < 2:
+            raise ModelError(
+                f"expected S beats in at least 2 groups (records) to cross-validate the RR "
+                f"gate's operating point, got {len(np.unique(groups[t == 1]))} of {n_groups}; "
+                "set model.params.rr_gate_min_ppv to null"
+            )
+        est = self._estimator()
+        if self.method == "logistic":
+            est = make_pipeline(StandardScaler(), est)  # as _fit_logistic standardises
+        folds = min(n_groups, MAX_CV_FOLDS)
+        cv = cross_val_predict(est, z, t, groups=groups, cv=GroupKFold(folds),
+                               method="decision_function")  # fmt: skip
+        ppv, se, thr = precision_recall_curve(t, cv)  # S called where cv >= thr[i]
+        ppv, se = ppv[:-1], se[:-1]
+        ok = ppv >= self.min_ppv
+        if ok.any():  # the most sensitive such point (ties: the higher threshold)
+            i = int(np.flatnonzero(ok & (se == se[ok].max()))[-1])
+        else:
+            i = int(ppv.argmax())
+            log.warning(
+                "RR gate: no threshold reaches a cross-validated +P of %.3f (best %.3f); "
+                "using the most predictive one", self.min_ppv, ppv[i],
+            )  # fmt: skip
+        lower = thr[i - 1] if i > 0 else thr[i] - 1.0  # the next lower score seen in CV
+        return {
+            "min_ppv": self.min_ppv, "met": bool(ok.any()),
+            "offset": round(float((thr[i] + lower) / 2), 6),
+            "cv": f"{folds} group folds" + (" (one group each)" if folds == n_groups else ""),
+            "cv_Se": round(float(se[i]), 4), "cv_+P": round(float(ppv[i]), 4),
+            "cv_at_offset_0": {"Se": round(float((cv[t == 1] > 0).mean()), 4),
+                               "+P": round(float(t[cv > 0].mean()), 4) if (cv > 0).any()
+                               else None},
+        }  # fmt: skip
+
+    def _fit_logistic(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
         mean, scale = z.mean(0), z.std(0)
         scale[scale < 1e-8] = 1.0
-        lr = LogisticRegression(C=self.c, class_weight={0: 1.0, 1: self.weight}, max_iter=5000)
+        lr = self._estimator()
         lr.fit((z - mean) / scale, t)
         self.mean.copy_(torch.as_tensor(mean))
         self.scale.copy_(torch.as_tensor(scale))
@@ -186,15 +294,7 @@ class RRGate(nn.Module):
                 "intercept": round(float(lr.intercept_[0]), 5)}  # fmt: skip
 
     def _fit_trees(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        # No early stopping: sklearn's would hold out a random 10 % of the rows, so the
-        # fitted trees (and DS2 S sensitivity, by up to 4.5 points) would depend on the order
-        # the beats arrive in. Without it the fit is a function of the beats alone.
-        clf = HistGradientBoostingClassifier(
-            max_iter=MAX_TREES, max_leaf_nodes=MAX_LEAVES, early_stopping=False,
-            class_weight={0: 1.0, 1: self.weight}, random_state=0,
-        )  # fmt: skip
+        clf = self._estimator()
         clf.fit(z, t)
         # sklearn keeps its fitted trees in ``_predictors`` (one per iteration for a binary
         # task); tests/test_rr_gate.py checks the copy against clf.decision_function.
@@ -224,7 +324,8 @@ class RRGate(nn.Module):
                 "max_leaves": MAX_LEAVES, "max_depth": depth}  # fmt: skip
 
     def score(self, rr: torch.Tensor) -> torch.Tensor:
-        """(N,) float64 logit of P(second class | pair) from the RR features."""
+        """(N,) float64 logit of P(second class | pair) from the RR features, as fitted
+        (the operating point's ``offset`` is not subtracted here but in ``forward``)."""
         if self.method == "logistic":
             z = (rr[:, : self.n_features].double() - self.mean.double()) / self.scale.double()
             return z @ self.coef.double() + self.bias
@@ -245,7 +346,7 @@ class RRGate(nn.Module):
         if not self.active:
             return logits
         lp = torch.log_softmax(logits.float(), dim=1)  # (N, K), in log space: no underflow
-        s = self.score(rr).float().unsqueeze(1)  # (N, 1) logit of P(second | pair)
+        s = (self.score(rr) - self.offset).float().unsqueeze(1)  # (N, 1) at the operating point
         a, b = self.classes
         pair = torch.logsumexp(lp[:, [a, b]], dim=1, keepdim=True)  # (N, 1) log(p_a + p_b)
         la = pair - F.softplus(s)  # log sigmoid(-s); softplus exports stably to ONNX
