@@ -53,22 +53,27 @@ def test_beats_train_predict_both_sources_and_export(
     data_dir: Path, tmp_path: Path, capsys
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
-                 "task.params.records=[101, 106, 119, 100, 105]",
-                 "split.valid_groups=[119]", "model.params.rr_gate_features=7",
-                 "model.params.rr_gate_method=trees")  # fmt: skip
+                 "task.params.records=[101, 106, 112, 100, 105]",
+                 "split.valid_groups=[112]", "model.params.rr_gate_features=7",
+                 "model.params.rr_gate_method=trees", "model.params.rr_gate_min_ppv=0.5")  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     aami = metrics["test"]["aami"]
     # the RR gate was fitted on the N and S beats of the training and validation records
-    # (the recipe's trainer.after_training_on; 101: 3 APCs, 119: none), never the test ones,
-    # and is in the checkpoint that predict and export load below
-    assert metrics["after_training"]["fitted_on"] == "train+valid"
-    assert metrics["after_training"]["n_beats"]["1"] == 3
-    assert metrics["after_training"]["n_beats"]["0"] > 3000 + 1500
+    # (the recipe's trainer.after_training_on; 101: 3 APCs, 112: 2), never the test ones,
+    # and is in the checkpoint that predict and export load below; its operating point
+    # (rr_gate_min_ppv, as in the recipe) was cross-validated leaving one of 3 records out
+    stage2 = metrics["after_training"]
+    assert stage2["fitted_on"] == "train+valid"
+    assert stage2["n_beats"]["1"] == 3 + 2
+    assert stage2["n_beats"]["0"] > 3000 + 1500
+    point = stage2["operating_point"]
+    assert point["min_ppv"] == 0.5 and point["cv"] == "3 group folds (one group each)"
     assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]
     html = (run / "report.html").read_text()
     assert (
         "AAMI heartbeat classes" in html
         and "second stage (fitted after training, on the train+valid split(s)" in html
+        and "Operating point: the most sensitive threshold" in html
     )
 
     out = tmp_path / "201.csv"

@@ -187,7 +187,14 @@ def test_operating_point_out_of_reach_says_so(caplog: pytest.LogCaptureFixture) 
     gate = RRGate(2, n_classes=2, method="logistic", min_ppv=0.95)
     point = gate.fit(rr, y, _groups(600))["operating_point"]
     assert not point["met"] and point["cv_+P"] < 0.95
+    assert point["note"] == "floor not reached: the most predictive threshold used"
     assert "no threshold reaches a cross-validated +P of 0.950" in caplog.text
+    # S beats in one record only: nothing to cross-validate; the fit's own threshold, said so
+    one = np.where(np.arange(600) < 300, "a", "b")
+    point = gate.fit(rr, np.where(one == "a", y, 0), one)["operating_point"]
+    assert not point["met"] and point["offset"] == 0.0 == gate.offset.item()
+    assert point["note"].startswith("not cross-validated: S beats in 1 of 2 groups")
+    assert "too few to cross-validate" in caplog.text
 
 
 def test_state_dict_from_before_operating_points_loads_with_offset_zero() -> None:
@@ -218,8 +225,6 @@ def test_gate_errors_name_the_parameter() -> None:
     rr, y = _beats()
     with pytest.raises(ModelError, match=r"one group id per beat .*rr_gate_min_ppv=0\.5"):
         _model(rr_gate_min_ppv=0.5).fit_after_training({"x": rr, "rr": rr}, y)
-    with pytest.raises(ModelError, match="S beats in at least 2 groups"):
-        _model(rr_gate_min_ppv=0.5).fit_after_training({"x": rr, "rr": rr}, y, _groups(len(y), 1))
 
 
 def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(

@@ -28,8 +28,9 @@ folds), and takes the lowest threshold whose pooled cross-validated positive pre
 is at least ``min_ppv``, i.e. the most sensitive point that keeps the +P floor on patients
 the stage did not see. The threshold (a logit offset) is a buffer like the rest, so
 checkpoints, ``medtorch predict`` and the ONNX export all use it. If no threshold reaches
-the floor, the one with the highest cross-validated +P is used, and the summary (and the
-log) say the floor was not met.
+the floor, the one with the highest cross-validated +P is used; if the S beats sit in fewer
+than 2 groups, there is nothing to cross-validate and the fit's own threshold is kept. In
+both cases the summary (in ``metrics.json`` and the report) and the log say so.
 
 The stage is inactive until fitted, so the network trains as usual; fitted, it is part of
 the model's state dict, of every checkpoint written after fitting, and of the ONNX export.
@@ -245,13 +246,16 @@ class RRGate(nn.Module):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        n_groups = len(np.unique(groups))
-        if n_groups < 2 or len(np.unique(groups[t == 1])) < 2:
-            raise ModelError(
-                f"expected S beats in at least 2 groups (records) to cross-validate the RR "
-                f"gate's operating point, got {len(np.unique(groups[t == 1]))} of {n_groups}; "
-                "set model.params.rr_gate_min_ppv to null"
-            )
+        n_groups, n_pos = len(np.unique(groups)), len(np.unique(groups[t == 1]))
+        if n_pos < 2:  # too few records to cross-validate: say so, keep the fit's own point
+            log.warning(
+                "RR gate: S beats in %d of %d groups (records), too few to cross-validate an "
+                "operating point; using the weighted fit's own threshold (offset 0)",
+                n_pos, n_groups,
+            )  # fmt: skip
+            return {"min_ppv": self.min_ppv, "met": False, "offset": 0.0, "cv": None,
+                    "note": f"not cross-validated: S beats in {n_pos} of {n_groups} groups; "
+                            "offset 0 (the weighted fit's own threshold) used"}  # fmt: skip
         est = self._estimator()
         if self.method == "logistic":
             est = make_pipeline(StandardScaler(), est)  # as _fit_logistic standardises
@@ -274,6 +278,7 @@ class RRGate(nn.Module):
             "min_ppv": self.min_ppv, "met": bool(ok.any()),
             "offset": round(float((thr[i] + lower) / 2), 6),
             "cv": f"{folds} group folds" + (" (one group each)" if folds == n_groups else ""),
+            "note": None if ok.any() else "floor not reached: the most predictive threshold used",
             "cv_Se": round(float(se[i]), 4), "cv_+P": round(float(ppv[i]), 4),
             "cv_at_offset_0": {"Se": round(float((cv[t == 1] > 0).mean()), 4),
                                "+P": round(float(t[cv > 0].mean()), 4) if (cv > 0).any()

@@ -206,12 +206,25 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             if "valid" in on.split("+")
             else ""
         )
+        point, threshold = stage2.get("operating_point"), ""
+        if isinstance(point, dict):
+            threshold = (
+                " Operating point: the most sensitive threshold whose cross-validated +P "
+                f"({point.get('cv')}, on the same beats) is at least {point.get('min_ppv')}: "
+                f"offset {point.get('offset')}, CV Se {point.get('cv_Se')} / +P "
+                f"{point.get('cv_+P')}"
+            )
+            threshold += (
+                "."
+                if point.get("met")
+                else ("; the floor was NOT reached, so the most predictive threshold is used.")
+            )
         parts.append(
             f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>"
             f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
             f"{e(str(stage2.get('classes')))} on the first {e(str(stage2.get('n_features')))} "
             f"RR features; weight of the second class {e(str(stage2.get('weight')))}; "
-            f"fitted on {e(counts)}. The metrics above include it.{e(caveat)}</p>"
+            f"fitted on {e(counts)}.{e(threshold)} The metrics above include it.{e(caveat)}</p>"
         )
     return "".join(parts)
 
