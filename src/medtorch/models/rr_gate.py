@@ -209,7 +209,11 @@ class RRGate(nn.Module):
                 f"{'none' if groups is None else len(groups)} for {len(y)} beats; pass the "
                 "records as groups or set rr_gate_min_ppv to null"
             )
-        with torch.no_grad():
+        from threadpoolctl import threadpool_limits
+
+        # scikit-learn's OpenMP threads follow torch's (trainer.num_threads), so runs side by
+        # side do not oversubscribe the cores (the fitted trees do not depend on the count)
+        with torch.no_grad(), threadpool_limits(torch.get_num_threads(), user_api="openmp"):
             summary.update(self._fit_logistic(z, t) if self.method == "logistic"
                            else self._fit_trees(z, t))  # fmt: skip
             self.offset.zero_()
