@@ -24,17 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ecg_rr_gate_cv import scores  # the gate CV's pooled Se / +P / F1 (same folder)
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.tasks.mitdb import DS1, extract_beats, mitdb_dir
 from medtorch.models.rr_gate import RRGate
 
 N_FEATURES, WEIGHT = 7, 10.0  # the recipe's stage (model.params.rr_gate_*)
-
-
-def _se_pp(s: np.ndarray, called: np.ndarray) -> dict[str, float]:
-    tp = float((s & called).sum())
-    return {"Se": round(100 * tp / max(int(s.sum()), 1), 1),
-            "+P": round(100 * tp / max(int(called.sum()), 1), 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -64,7 +59,7 @@ def main() -> None:
             offsets[r] = round(float(gate.offset), 3)
             with torch.no_grad():
                 called[te] = (gate.score(torch.as_tensor(f[te])) - gate.offset).numpy() > 0
-        row = {"min_ppv": floor, **_se_pp(s, called),
+        row = {"min_ppv": floor, **scores(s, called),
                "offset_range": [min(offsets.values()), max(offsets.values())]}  # fmt: skip
         out["rows"].append(row)
         print(row, f"[{time.perf_counter() - t0:.0f} s]", flush=True)

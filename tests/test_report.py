@@ -148,3 +148,32 @@ def test_aami_section_is_shown_when_metrics_have_it(tmp_path: Path) -> None:
     assert "<th>+P</th>" in page and "<td>cohen_kappa</td>" in page
     v = metrics["test"]["aami"]["per_class"]["V"]["+P"]["value"]
     assert f"{v:.3f}" in page
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [
+        ({"min_ppv": 0.5, "met": True, "offset": -1.65, "cv": "22 group folds (one group each)",
+          "cv_Se": 0.68, "cv_+P": 0.5, "note": None},
+         "(22 group folds (one group each), on the same beats) is at least 0.5: offset -1.65, "
+         "CV Se 0.68 / +P 0.5."),
+        ({"min_ppv": 0.9, "met": False, "offset": 0.3, "cv": "8 group folds (one group each)",
+          "cv_Se": 0.1, "cv_+P": 0.6, "note": "floor not reached: the most predictive threshold used"},
+         "CV Se 0.1 / +P 0.6; NOT met: floor not reached: the most predictive threshold used."),
+        ({"min_ppv": 0.5, "met": False, "offset": 0.0, "cv": None,
+          "note": "not cross-validated: S beats in 1 of 3 groups; offset 0 (the weighted fit's "
+                  "own threshold) used"},
+         "Operating point: not cross-validated: S beats in 1 of 3 groups"),
+    ],
+)  # fmt: skip
+def test_second_stage_operating_point_is_reported(point: dict, expected: str) -> None:
+    from html import unescape
+
+    from medtorch.report.html import _metrics_section
+
+    metrics = {"test": {"overall": {}},
+               "after_training": {"method": "trees", "classes": [0, 1], "n_features": 7,
+                                  "weight": 10.0, "n_beats": {"0": 9, "1": 3},
+                                  "fitted_on": "train", "operating_point": point}}  # fmt: skip
+    text = unescape(_metrics_section(metrics, None))
+    assert expected in text

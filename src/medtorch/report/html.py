@@ -207,18 +207,16 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             else ""
         )
         point, threshold = stage2.get("operating_point"), ""
-        if isinstance(point, dict):
+        if isinstance(point, dict) and point.get("cv"):
             threshold = (
                 " Operating point: the most sensitive threshold whose cross-validated +P "
-                f"({point.get('cv')}, on the same beats) is at least {point.get('min_ppv')}: "
+                f"({point['cv']}, on the same beats) is at least {point.get('min_ppv')}: "
                 f"offset {point.get('offset')}, CV Se {point.get('cv_Se')} / +P "
                 f"{point.get('cv_+P')}"
             )
-            threshold += (
-                "."
-                if point.get("met")
-                else ("; the floor was NOT reached, so the most predictive threshold is used.")
-            )
+            threshold += "." if point.get("met") else f"; NOT met: {point.get('note')}."
+        elif isinstance(point, dict):
+            threshold = f" Operating point: {point.get('note')}."
         parts.append(
             f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>"
             f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
