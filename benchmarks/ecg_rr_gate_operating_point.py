@@ -60,7 +60,8 @@ def main() -> None:
             with torch.no_grad():
                 called[te] = (gate.score(torch.as_tensor(f[te])) - gate.offset).numpy() > 0
         row = {"min_ppv": floor, **scores(s, called),
-               "offset_range": [min(offsets.values()), max(offsets.values())]}  # fmt: skip
+               "offset_range": [min(offsets.values()), max(offsets.values())],
+               "offset_by_held_out_record": offsets}  # fmt: skip
         out["rows"].append(row)
         print(row, f"[{time.perf_counter() - t0:.0f} s]", flush=True)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
