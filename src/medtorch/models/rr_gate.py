@@ -60,6 +60,28 @@ MAX_CV_FOLDS = 25
 METHODS = ("logistic", "trees")
 
 
+def min_ppv_threshold(
+    score: np.ndarray, t: np.ndarray, min_ppv: float
+) -> tuple[float, float, float, bool]:
+    """The most sensitive threshold on ``score`` whose +P (for labels ``t``) is >= ``min_ppv``.
+
+    Returns (threshold, Se, +P, met): S is called where score > threshold (halfway to the
+    next lower score); ties in Se go to the higher threshold. If no threshold reaches
+    ``min_ppv``, the most predictive one, with met False.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    ppv, se, thr = precision_recall_curve(t, score)  # S called where score >= thr[i]
+    ppv, se = ppv[:-1], se[:-1]
+    ok = ppv >= min_ppv
+    if ok.any():
+        i = int(np.flatnonzero(ok & (se == se[ok].max()))[-1])
+    else:
+        i = int(ppv.argmax())
+    lower = thr[i - 1] if i > 0 else thr[i] - 1.0  # the next lower score
+    return float((thr[i] + lower) / 2), float(se[i]), float(ppv[i]), bool(ok.any())
+
+
 class RRGate(nn.Module):
     """Split the pair ``classes`` again from the first ``n_features`` RR features.
 
@@ -245,7 +267,6 @@ class RRGate(nn.Module):
 
     def _operating_point(self, z: np.ndarray, t: np.ndarray, groups: np.ndarray) -> dict:
         """The lowest threshold on the score whose grouped-CV pooled +P >= ``min_ppv``."""
-        from sklearn.metrics import precision_recall_curve
         from sklearn.model_selection import GroupKFold, cross_val_predict
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -266,24 +287,18 @@ class RRGate(nn.Module):
         folds = min(n_groups, MAX_CV_FOLDS)
         cv = cross_val_predict(est, z, t, groups=groups, cv=GroupKFold(folds),
                                method="decision_function")  # fmt: skip
-        ppv, se, thr = precision_recall_curve(t, cv)  # S called where cv >= thr[i]
-        ppv, se = ppv[:-1], se[:-1]
-        ok = ppv >= self.min_ppv
-        if ok.any():  # the most sensitive such point (ties: the higher threshold)
-            i = int(np.flatnonzero(ok & (se == se[ok].max()))[-1])
-        else:
-            i = int(ppv.argmax())
+        assert self.min_ppv is not None  # fit calls this only with a floor
+        offset, i_se, i_ppv, met = min_ppv_threshold(cv, t, self.min_ppv)
+        if not met:
             log.warning(
                 "RR gate: no threshold reaches a cross-validated +P of %.3f (best %.3f); "
-                "using the most predictive one", self.min_ppv, ppv[i],
+                "using the most predictive one", self.min_ppv, i_ppv,
             )  # fmt: skip
-        lower = thr[i - 1] if i > 0 else thr[i] - 1.0  # the next lower score seen in CV
         return {
-            "min_ppv": self.min_ppv, "met": bool(ok.any()),
-            "offset": round(float((thr[i] + lower) / 2), 6),
+            "min_ppv": self.min_ppv, "met": met, "offset": round(offset, 6),
             "cv": f"{folds} group folds" + (" (one group each)" if folds == n_groups else ""),
-            "note": None if ok.any() else "floor not reached: the most predictive threshold used",
-            "cv_Se": round(float(se[i]), 4), "cv_+P": round(float(ppv[i]), 4),
+            "note": None if met else "floor not reached: the most predictive threshold used",
+            "cv_Se": round(i_se, 4), "cv_+P": round(i_ppv, 4),
             "cv_at_offset_0": {"Se": round(float((cv[t == 1] > 0).mean()), 4),
                                "+P": round(float(t[cv > 0].mean()), 4) if (cv > 0).any()
                                else None},
