@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import DS1, extract_beats, mitdb_dir
+from ecg_rr_gate_cv import recipe_beats
+from medtorch.data.tasks.mitdb import DS1
 from medtorch.models.rr_gate import RRGate
 
 
@@ -30,8 +30,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    b = extract_beats(mitdb_dir(resolve_data_dir(None)), list(DS1), lead="MLII", fs_hz=180.0,
-                      window_s=(0.25, 0.45), patient_norm=True)  # fmt: skip
+    b = recipe_beats(list(DS1))
     rows = []
     for threads in a.threads:
         torch.set_num_threads(threads)  # the gate ties scikit-learn's threads to this

@@ -28,9 +28,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
-from ecg_rr_gate_cv import scores
-from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import DS1, extract_beats, mitdb_dir
+from ecg_rr_gate_cv import recipe_beats, scores
+from medtorch.data.tasks.mitdb import DS1
 from medtorch.models.rr_gate import RRGate, min_ppv_threshold
 
 
@@ -53,8 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    b = extract_beats(mitdb_dir(resolve_data_dir(None)), list(DS1), lead="MLII", fs_hz=180.0,
-                      window_s=(0.25, 0.45), patient_norm=True)  # fmt: skip
+    b = recipe_beats(list(DS1))
     keep = b["y"] <= 1
     rec, s = b["record"][keep].astype(str), b["y"][keep] == 1
     f = b["rr"][keep, :7].astype(np.float64)

@@ -39,6 +39,14 @@ LR_WEIGHTS = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 HGB_WEIGHTS = (10.0, 20.0)
 
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# the beats of recipes/mitdb_aami_resnet1d.yaml (task.params), for the ECG gate scripts
+BEAT_KW: dict[str, Any] = {"lead": "MLII", "fs_hz": 180.0, "window_s": (0.25, 0.45)}
+
+
+def recipe_beats(records: list[str], data_dir: Path | None = None, **kw: Any) -> dict[str, Any]:
+    """:func:`extract_beats` of ``records`` as the recipe extracts them (patient-relative)."""
+    root = mitdb_dir(resolve_data_dir(str(data_dir) if data_dir else None))
+    return extract_beats(root, records, **{"patient_norm": True, **BEAT_KW, **kw})
 
 
 def gate_predict(method: str, weight: float) -> Predictor:
@@ -68,11 +76,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    root = mitdb_dir(resolve_data_dir(str(a.data_dir) if a.data_dir else None))
     records = list(DS1) + list(DS2)
-    kw: dict[str, Any] = {"lead": "MLII", "fs_hz": 180.0, "window_s": (0.25, 0.45)}
-    pn = extract_beats(root, records, patient_norm=True, **kw)
-    raw = extract_beats(root, records, patient_norm=False, **kw)
+    pn = recipe_beats(records, a.data_dir)
+    raw = recipe_beats(records, a.data_dir, patient_norm=False)
     assert np.array_equal(pn["y"], raw["y"]) and np.array_equal(pn["sample"], raw["sample"])
     rec, y = pn["record"], pn["y"]
     keep = y <= 1  # N = 0, S = 1

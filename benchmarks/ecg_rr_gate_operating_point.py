@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecg_rr_gate_cv import scores  # the gate CV's pooled Se / +P / F1 (same folder)
-from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import DS1, extract_beats, mitdb_dir
+from ecg_rr_gate_cv import recipe_beats, scores  # the gate CV's pooled Se / +P / F1 (same folder)
+from medtorch.data.tasks.mitdb import DS1
 from medtorch.models.rr_gate import RRGate
 
 N_FEATURES, WEIGHT = 7, 10.0  # the recipe's stage (model.params.rr_gate_*)
@@ -39,9 +38,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     t0 = time.perf_counter()
-    root = mitdb_dir(resolve_data_dir(str(a.data_dir) if a.data_dir else None))
-    beats = extract_beats(root, list(DS1), lead="MLII", fs_hz=180.0, window_s=(0.25, 0.45),
-                          patient_norm=True)  # fmt: skip
+    beats = recipe_beats(list(DS1), a.data_dir)
     keep = beats["y"] <= 1  # N = 0, S = 1
     rec, s = beats["record"][keep].astype(str), beats["y"][keep] == 1
     f = beats["rr"][keep, :N_FEATURES].astype(np.float64)

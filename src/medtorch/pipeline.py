@@ -246,8 +246,9 @@ def fit_after_training(
     """Fit a model's second stage, if it has one, on ``parts`` (train, or train and valid).
 
     Models may define ``fit_after_training(inputs, y, groups) -> summary | None`` (e.g. the
-    RR gate of ``hannun_resnet1d_rr``; ``groups``: each sample's record or patient). Its fitted buffers do not depend on the network's weights,
-    so they are fitted once and written into every checkpoint of the run, which is what
+    RR gate of ``hannun_resnet1d_rr``; ``groups``: each sample's record or patient). Its
+    fitted buffers do not depend on the network's weights, so they are fitted once and
+    written into every checkpoint of the run, which is what
     prediction, evaluation, export and ``medtorch predict`` load. The test split is never
     among ``parts`` (``trainer.after_training_on`` picks train or train+valid); with valid
     among them, the validation scores are in-sample for the second stage, and the summary
@@ -261,8 +262,7 @@ def fit_after_training(
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ds = list(parts.values())
     inputs = {k: np.concatenate([d.inputs[k] for d in ds]) for k in ds[0].inputs}
-    y, groups = (np.concatenate([getattr(d, k) for d in ds]) for k in ("y", "groups"))
-    summary = fit(inputs, y, groups)
+    summary = fit(inputs, np.concatenate([d.y for d in ds]), np.concatenate([d.groups for d in ds]))
     if summary is None:
         return None
     summary["fitted_on"] = "+".join(parts)
