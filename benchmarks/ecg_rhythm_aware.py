@@ -27,6 +27,7 @@ from medtorch.data.tasks.mitdb import AAMI_CLASSES, DS2, mitdb_dir
 from medtorch.ecg.predict import AF_DEFAULTS, BEAT_DEFAULTS, predict_record
 from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_normalizer, restore_model
+from summarize_ecg_runs import aami_rows  # same folder
 
 
 def _load(run: Path) -> tuple[Any, Any, Normalizer]:
@@ -35,12 +36,7 @@ def _load(run: Path) -> tuple[Any, Any, Normalizer]:
 
 
 def _summary(report: dict[str, Any]) -> dict[str, float]:
-    pc = report["per_class"]
-    out = {f"{c} {k}": 100 * float(pc[c][k]["value"] or 0.0) for c in ("S", "V")
-           for k in ("Se", "+P")}  # fmt: skip
-    out["accuracy"] = 100 * float(report["overall"]["accuracy"]["value"])
-    out["kappa"] = float(report["overall"]["cohen_kappa"]["value"])
-    return out
+    return aami_rows(report, ("S", "V"), ("Se", "+P"))
 
 
 def main() -> None:

@@ -14,19 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-
-def _pct(entry: Any) -> float:
-    v = entry.get("value") if isinstance(entry, dict) else entry
-    return float("nan") if v is None else 100.0 * float(v)
+from summarize_ecg_runs import aami_rows  # same folder
 
 
 def summary(aami: dict[str, Any]) -> dict[str, float]:
-    pc = aami["per_class"]
-    return {
-        "S_Se": _pct(pc["S"]["Se"]), "S_+P": _pct(pc["S"]["+P"]),
-        "V_Se": _pct(pc["V"]["Se"]), "V_+P": _pct(pc["V"]["+P"]),
-        "kappa": _pct(aami["overall"]["cohen_kappa"]) / 100.0,
-    }  # fmt: skip
+    return aami_rows(aami, ("S", "V"), ("Se", "+P"))
 
 
 def main() -> None:
@@ -43,9 +35,9 @@ def main() -> None:
         v, t = summary(m["valid"]["aami"]), summary(m["test"]["aami"])
         name = run.name.split("-")[0]
         out[name] = {"run": run.name, "best_epoch": m["best_epoch"], "valid": v, "test": t}
-        print(f"| {name} | {m['best_epoch']} | {v['S_Se']:.1f} / {v['S_+P']:.1f} | "
-              f"{v['V_Se']:.1f} / {v['V_+P']:.1f} | {v['kappa']:.3f} | {t['S_Se']:.1f} / "
-              f"{t['S_+P']:.1f} | {t['V_Se']:.1f} / {t['V_+P']:.1f} | {t['kappa']:.3f} |")  # fmt: skip
+        print(f"| {name} | {m['best_epoch']} | {v['S Se']:.1f} / {v['S +P']:.1f} | "
+              f"{v['V Se']:.1f} / {v['V +P']:.1f} | {v['kappa']:.3f} | {t['S Se']:.1f} / "
+              f"{t['S +P']:.1f} | {t['V Se']:.1f} / {t['V +P']:.1f} | {t['kappa']:.3f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
 

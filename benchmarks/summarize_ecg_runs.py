@@ -24,13 +24,21 @@ def _v(entry: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def beat_rows(metrics: dict[str, Any]) -> dict[str, float]:
-    a = metrics["aami"]
-    out = {f"{c} {k}": 100 * _v(a["per_class"][c][k]) for c in ("N", "S", "V", "F")
-           for k in ("Se", "+P", "F1")}  # fmt: skip
+def aami_rows(
+    a: dict[str, Any],
+    classes: tuple[str, ...] = ("N", "S", "V", "F"),
+    stats: tuple[str, ...] = ("Se", "+P", "F1"),
+) -> dict[str, float]:
+    """Percentages ("S Se", ...), accuracy and kappa of an :func:`aami_report`; a value the
+    report leaves undefined (None: +P with no beat called) is NaN, never 0."""
+    out = {f"{c} {k}": 100 * _v(a["per_class"][c][k]) for c in classes for k in stats}
     out["accuracy"] = 100 * _v(a["overall"]["accuracy"])
     out["kappa"] = _v(a["overall"]["cohen_kappa"])
     return out
+
+
+def beat_rows(metrics: dict[str, Any]) -> dict[str, float]:
+    return aami_rows(metrics["aami"])
 
 
 def af_rows(metrics: dict[str, Any]) -> dict[str, float]:

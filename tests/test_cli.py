@@ -224,6 +224,22 @@ def test_bad_unknown_model(capsys) -> None:
     assert "lab_cnnn" in line and "lab_cnn" in line and "model.name" in line
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.name=lab_cnnn", "model.name"),  # the model registry
+        ("trainer.class_weights=[1.0, 2.0]", "trainer.class_weights"),  # the Trainer
+        ("split.ratios=[0.8, 0.0, 0.2]", "split.ratios"),  # the split
+    ],
+)
+def test_bad_setup_leaves_no_run_folder(capsys, tmp_path: Path, override: str, key: str) -> None:
+    """An error before training starts removes the new run folder it would have filled."""
+    out = tmp_path / "runs"
+    line = _bad(capsys, "train", "lab2_seizure_cnn", "--out", str(out), *FAST, "--set", override)
+    assert key in line
+    assert out.is_dir() and not list(out.iterdir()), list(out.iterdir())
+
+
 def test_bad_unknown_recipe(capsys) -> None:
     line = _bad(capsys, "train", "no_such_recipe")
     assert "no_such_recipe" in line

@@ -177,3 +177,28 @@ def test_second_stage_operating_point_is_reported(point: dict, expected: str) ->
                                   "fitted_on": "train", "operating_point": point}}  # fmt: skip
     text = unescape(_metrics_section(metrics, None))
     assert expected in text
+
+
+@pytest.mark.parametrize(
+    ("monitor", "kept", "panel"),
+    [("valid_macro_f1", 2, 1), ("valid_loss", 3, 0), ("epoch", 4, 0)],
+)
+def test_learning_curves_mark_the_epoch_the_trainer_kept(
+    monkeypatch, tmp_path: Path, monitor: str, kept: int, panel: int
+) -> None:
+    """The dashed line sits at ``kept_epoch``, not at an epoch the plot guesses is best
+    (here the loss is lowest and macro F1 highest at epoch 1)."""
+    from medtorch.report import plots
+
+    figs: list = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figs.append(fig) or Path(path))
+    h = {"epoch": [1, 2, 3, 4], "train_loss": [0.5, 0.6, 0.7, 0.8],
+         "valid_loss": [0.4, 0.5, 0.6, 0.7], "valid_macro_f1": [0.9, 0.8, 0.7, 0.6]}  # fmt: skip
+    plots.plot_learning_curves(h, tmp_path / "lc.png", monitor, kept_epoch=kept)
+    axes = figs[0].axes
+    marks = [(i, ln.get_xdata()[0], ln.get_label()) for i, ax in enumerate(axes)
+             for ln in ax.lines if ln.get_linestyle() == "--"]  # fmt: skip
+    assert [(i, x) for i, x, _ in marks] == [(panel, kept)]
+    assert marks[0][2].startswith("kept:")
+    plots.plot_learning_curves(h, tmp_path / "lc.png", monitor)  # no kept epoch: no mark
+    assert not [ln for ax in figs[1].axes for ln in ax.lines if ln.get_linestyle() == "--"]

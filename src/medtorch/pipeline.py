@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -158,31 +159,13 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
     return out
 
 
-def train_run(
-    cfg: RunConfig,
-    out: Path,
-    data_dir: str | Path | None = None,
-    *,
-    resume_dir: Path | None = None,
-    bundled: bool = False,
-) -> Path:
-    """Train one recipe and write a complete run folder; returns its path."""
+def _set_up(cfg: RunConfig, run_dir: Path, ddir: Path | None) -> tuple[Prepared, Any, Any]:
+    """Prepare the data, write the run's setup files and build the model and its trainer."""
     import torch
 
     from medtorch.train.trainer import Trainer
 
-    t0 = time.perf_counter()
-    if resume_dir is not None:
-        run_dir = Path(resume_dir)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise ConfigError(
-                f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
-                "pass a folder written by `medtorch train`"
-            )
-    else:
-        run_dir = new_run_dir(Path(out), cfg.name)
     dump_config(cfg, run_dir / "config.yaml")
-    ddir = task_data_dir(cfg, data_dir, bundled)
     prep = prepare(cfg, ddir)
     write_split(run_dir / "splits.json", prep.split_info)
     _json(
@@ -198,7 +181,7 @@ def train_run(
     if note := prep.split_info.get("leakage_note"):
         (log.info if prep.split_info.get("grouped") else log.warning)(note)
 
-    train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
+    train = prep.parts["train"]
     hints = shape_hints(train)
     _json(
         run_dir / "model.json",
@@ -213,6 +196,38 @@ def train_run(
     torch.manual_seed(cfg.trainer.seed)  # the initial weights are part of the seeded run
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
+    return prep, model, trainer
+
+
+def train_run(
+    cfg: RunConfig,
+    out: Path,
+    data_dir: str | Path | None = None,
+    *,
+    resume_dir: Path | None = None,
+    bundled: bool = False,
+) -> Path:
+    """Train one recipe and write a complete run folder; returns its path."""
+
+    t0 = time.perf_counter()
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise ConfigError(
+                f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
+                "pass a folder written by `medtorch train`"
+            )
+    else:
+        run_dir = new_run_dir(Path(out), cfg.name)
+    try:
+        prep, model, trainer = _set_up(cfg, run_dir, task_data_dir(cfg, data_dir, bundled))
+    except BaseException:
+        # nothing trained yet: a new folder holds only what setup wrote, so it goes (a
+        # resumed one keeps its checkpoints)
+        if resume_dir is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
     trainer.fit(train, valid, resume=resume_dir is not None)
     on = {"train": train, "valid": valid}
     stage2 = fit_after_training(

@@ -314,8 +314,10 @@ def write_report(run_dir: str | Path) -> Path:
         body.append(_missing(str(history_problem)))
     else:
         monitor = trainer.get("monitor") if isinstance(trainer, dict) else None
+        kept = metrics.get("best_epoch") if isinstance(metrics, dict) else None
         body.append(_plot(plots.plot_learning_curves, run_dir / "history.csv",
-                          run_dir / "learning_curves.png", monitor, alt="learning curves"))  # fmt: skip
+                          run_dir / "learning_curves.png", monitor,
+                          kept if isinstance(kept, int) else None, alt="learning curves"))  # fmt: skip
 
     body.append("<h2>Resolved config</h2>")
     body.append(f"<pre>{e(cfg_text)}</pre>" if cfg_text else _missing(str(cfg_problem)))

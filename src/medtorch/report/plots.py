@@ -52,11 +52,16 @@ def read_history(history: str | Path | Mapping[str, Any] | Any) -> dict[str, np.
 
 
 def plot_learning_curves(
-    history: str | Path | Mapping[str, Any] | Any, path: str | Path, monitor: str | None = None
+    history: str | Path | Mapping[str, Any] | Any,
+    path: str | Path,
+    monitor: str | None = None,
+    kept_epoch: int | None = None,
 ) -> Path:
     """Train/valid loss per epoch, plus every ``valid_<metric>`` column in a second panel.
 
-    ``monitor`` (e.g. ``"valid_auroc"``) is drawn bold, with its best epoch marked.
+    ``monitor`` (e.g. ``"valid_auroc"``) is drawn bold; ``kept_epoch`` (the trainer's
+    ``best_epoch``, in ``metrics.json``) is marked on its panel. The plot does not work
+    out which epoch is best itself: that is the trainer's decision (its monitor mode).
     """
     h = read_history(history)
     n = len(next(iter(h.values()))) if h else 0
@@ -73,12 +78,10 @@ def plot_learning_curves(
             bold = col == monitor
             axes[1].plot(epochs, h[col], marker="o", ms=3, lw=2.5 if bold else 1.2, label=col)
         axes[1].set(xlabel="epoch", title="Validation metrics")
-    if monitor in h and np.isfinite(h[monitor]).any():
-        vals = h[monitor]
-        best = np.nanargmin(vals) if "loss" in monitor else np.nanargmax(vals)
-        ax = axes[0] if monitor in loss_cols or not metric_cols else axes[1]
-        label = "kept: the last epoch" if monitor == "epoch" else f"best {monitor}"
-        ax.axvline(epochs[best], color="grey", ls="--", lw=1, label=label)
+    if kept_epoch is not None:
+        on_metrics = metric_cols and monitor not in (*loss_cols, "epoch", None)
+        label = "kept: the last epoch" if monitor == "epoch" else f"kept: best {monitor or '?'}"
+        axes[1 if on_metrics else 0].axvline(kept_epoch, color="grey", ls="--", lw=1, label=label)
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.lines:
