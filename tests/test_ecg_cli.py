@@ -16,12 +16,17 @@ import numpy as np
 import pytest
 
 from medtorch.cli import main
+from medtorch.data.tasks.mitdb import MORPH_FEATURES
 
 pytestmark = pytest.mark.realdata
 
 TINY = ["--set", "model.params={base_filters: 4, n_blocks: 2, kernel_size: 5}",
         "--set", "trainer.max_epochs=1", "--set", "trainer.num_threads=1",
         "--set", "trainer.progress=false", "--set", "eval.n_bootstrap=20"]  # fmt: skip
+
+
+# the recipe's gate columns: 7 RR features and the 6 beat-shape ones (morph_features)
+GATE_COLUMNS = [0, 1, 2, 3, 4, 5, 6, 24, 25, 26, 27, 28, 29]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -54,7 +59,8 @@ def test_beats_train_predict_both_sources_and_export(
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
                  "task.params.records=[101, 106, 112, 100, 105]",
-                 "split.valid_groups=[112]", "model.params.rr_gate_features=7",
+                 "split.valid_groups=[112]", "model.params.rr_net_features=24",
+                 f"model.params.rr_gate_features={GATE_COLUMNS}",
                  "model.params.rr_gate_method=trees", "model.params.rr_gate_min_ppv=0.5")  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     aami = metrics["test"]["aami"]
@@ -66,6 +72,9 @@ def test_beats_train_predict_both_sources_and_export(
     assert stage2["fitted_on"] == "train+valid"
     assert stage2["n_beats"]["1"] == 3 + 2
     assert stage2["n_beats"]["0"] > 3000 + 1500
+    assert stage2["features"] == GATE_COLUMNS and stage2["feature_names"][7:] == MORPH_FEATURES
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["hints"]["n_rr"] == 30  # 24 RR + 6 shape features, the network reads 24
     point = stage2["operating_point"]
     assert point["min_ppv"] == 0.5 and point["cv"] == "3 group folds (one group each)"
     assert set(aami["per_class"]) == {"N", "S", "V", "F", "Q"} and "cohen_kappa" in aami["overall"]

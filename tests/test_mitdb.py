@@ -15,6 +15,8 @@ from medtorch.data.tasks.mitdb import (
     AAMI_MAP,
     DS1,
     DS2,
+    MORPH_FEATURES,
+    N_PATIENT_RR,
     PACED,
     af_indicator,
     af_rr_features,
@@ -213,3 +215,30 @@ def test_af_beats_can_be_left_out_of_training(data_dir: Path) -> None:
     assert all(h.startswith("201:") for h in held)  # record 100 has no AF
     keep = mitdb_aami_beats(data_dir, records=["100"], fs_hz=180.0)
     assert "train_exclude_ids" not in keep.meta
+
+
+@pytest.mark.realdata
+def test_morph_features_on_record_209(data_dir: Path) -> None:
+    # 209: 383 atrial premature beats among 2,621 normal ones
+    ds = mitdb_aami_beats(data_dir, records=["209"], fs_hz=180.0, patient_norm=True,
+                          morph_features=True)  # fmt: skip
+    rr = ds.inputs["rr"]
+    assert rr.shape[1] == N_PATIENT_RR + len(MORPH_FEATURES)
+    assert ds.meta["rr_features"][N_PATIENT_RR:] == MORPH_FEATURES
+    plain = mitdb_aami_beats(data_dir, records=["209"], fs_hz=180.0, patient_norm=True)
+    np.testing.assert_array_equal(rr[:, :N_PATIENT_RR], plain.inputs["rr"])  # appended only
+    z_p_rms = rr[:, N_PATIENT_RR + MORPH_FEATURES.index("z_p_rms")]
+    n, s = ds.y == 0, ds.y == 1
+    assert abs(float(np.median(z_p_rms[n]))) < 0.5  # the record's own P wave, z near 0
+    assert float(np.median(z_p_rms[s])) > 2.0  # an APC's P region departs from it
+
+
+def test_morph_features_need_patient_norm_and_a_wide_window() -> None:
+    lead = np.sin(np.arange(3600) / 20.0)
+    beats = np.arange(200, 3400, 150)
+    with pytest.raises(ConfigError, match=r"task\.params\.patient_norm"):
+        beat_inputs(lead, 180.0, beats, (0.25, 0.45), patient_norm=False, morph_features=True)
+    with pytest.raises(ConfigError, match=r"task\.params\.window_s"):
+        beat_inputs(lead, 180.0, beats, (0.1, 0.45), patient_norm=True, morph_features=True)
+    _, rr, kept = beat_inputs(lead, 180.0, beats, (0.25, 0.45), True, True)
+    assert rr.shape == (len(kept), N_PATIENT_RR + len(MORPH_FEATURES)) and np.isfinite(rr).all()

@@ -265,3 +265,47 @@ def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(
     with pytest.raises(ConfigError, match="after_training_on") as err:
         load_config(raw, ["trainer.after_training_on=test"])
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("method", ["logistic", "trees"])
+def test_gate_on_listed_columns_is_the_gate_on_those_columns(tmp_path: Path, method: str) -> None:
+    """rr_gate_features as a list reads those columns of rr, in that order, and exports."""
+    pytest.importorskip("onnxruntime")
+    from medtorch.export import check_onnx_parity, export_onnx
+    from medtorch.models.rr_gate import RRGate
+
+    rr, y = _beats()
+    rr = np.concatenate([rr[:, 1:], rr[:, :1]], axis=1)  # the S-telling feature now last
+    listed = RRGate([2, 1], n_classes=3, method=method)
+    listed.fit(rr, y)
+    alone = RRGate(2, n_classes=3, method=method)
+    alone.fit(rr[:, [2, 1]], y)
+    t = torch.from_numpy(rr)
+    torch.testing.assert_close(listed.score(t), alone.score(t[:, [2, 1]]), atol=1e-9, rtol=0)
+    model = _model(rr_gate_method=method, rr_gate_features=[2, 1])
+    model.fit_after_training({"x": np.zeros((len(y), 1, 32)), "rr": rr}, y)
+    example = (torch.randn(8, 1, 32), t[:8])
+    path = export_onnx(model, example, tmp_path / "g.onnx", input_names=["x", "rr"])
+    assert check_onnx_parity(model, path, example) < 1e-4
+    with pytest.raises(ModelError, match=r"\(N, >= 3\)"):
+        listed.fit(rr[:, :2], y)
+
+
+def test_network_reads_only_its_leading_rr_features() -> None:
+    """rr_net_features=k: the network's RR MLP sees rr[:, :k]; the rest is the gate's."""
+    model = _model(rr_net_features=2, rr_gate_features=[2])
+    assert model.rr_mlp[0].in_features == 2
+    x, rr = torch.randn(4, 1, 32), torch.randn(4, 3)
+    changed = rr.clone()
+    changed[:, 2] += 5.0
+    assert torch.equal(model(x, rr), model(x, changed))  # the gate is not fitted yet
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("rr_gate_features", [0, 3]), ("rr_gate_features", []), ("rr_gate_features", [True]),
+     ("rr_net_features", 4), ("rr_net_features", -1)],
+)  # fmt: skip
+def test_column_errors_name_the_parameter(key: str, value: object) -> None:
+    with pytest.raises(ModelError, match=f"model.params.{key}"):
+        _model(**{key: value})

@@ -281,6 +281,9 @@ def fit_after_training(
     if summary is None:
         return None
     summary["fitted_on"] = "+".join(parts)
+    names = ds[0].meta.get("rr_features")
+    if isinstance(summary.get("features"), list) and names:  # the gate's columns, by name
+        summary["feature_names"] = [names[i] for i in summary["features"] if i < len(names)]
     fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
     for path in sorted((run_dir / "checkpoints").glob("*.pt")):
         state = ckpt.load_checkpoint(path)

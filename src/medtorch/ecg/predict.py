@@ -39,7 +39,8 @@ from medtorch.errors import ConfigError
 log = logging.getLogger("medtorch")
 Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
-                                 "filter": True, "patient_norm": False, "rr": True}  # fmt: skip
+                                 "filter": True, "patient_norm": False, "morph_features": False,
+                                 "rr": True}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
                                "filter": True, "rr": False, "waveform": True}  # fmt: skip
 
@@ -102,10 +103,10 @@ def predict_record(
     ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (``x`` only when
     ``task_params["rr"]`` is false, as for ``lab_cnn`` runs), or ``(x (N,2,T), rr (N,24))``
     when the run used ``patient_norm`` (the beats are then expressed relative to this
-    record, over all its beats, as in training);
+    record, over all its beats, as in training; rr (N, 27) with ``morph_features``);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
-    filter, patient_norm, rr.
+    filter, patient_norm, morph_features, rr.
     Returns per-beat rows (sample, time_s, source, reference symbol/class when annotated,
     predicted class, one probability per class) and AF episodes ``{start_s, end_s}``
     merged from consecutive positive windows. Beats whose window runs off the record are
@@ -124,7 +125,8 @@ def predict_record(
         fs_hz = float(p["fs_hz"])
         lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
         scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-        x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]))
+        x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
+                                  bool(p["morph_features"]))  # fmt: skip
         if normalizer_apply is not None:
             x = normalizer_apply(x)
         # the task's inputs, as in training: x, then rr unless the run used rr: false

@@ -172,15 +172,19 @@ class HannunResNet1dRR(HannunResNet1d):
         rr_hidden: int = 16,
         rr_relative: bool = False,
         gate: RRGate | None = None,
+        n_rr_net: int | None = None,
     ) -> None:
-        n_in = n_rr + (n_rr - 1 if rr_relative else 0)
+        n_net = n_rr if n_rr_net is None else n_rr_net  # the leading features the MLP reads
+        n_in = n_net + (n_net - 1 if rr_relative else 0)
         super().__init__(cfg, n_extra=rr_hidden)
-        self.rr_relative = rr_relative
+        self.rr_relative, self.n_rr_net = rr_relative, (None if n_net == n_rr else n_net)
         self.rr_mlp = nn.Sequential(nn.Linear(n_in, rr_hidden), nn.ReLU())
         self.rr_gate = gate
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         rr_in = rr
+        if self.n_rr_net is not None:
+            rr = rr[:, : self.n_rr_net]
         if self.rr_relative:
             r = rr.clamp_min(1e-3)
             rr = torch.cat([rr, torch.log(r[:, :-1] / r[:, -1:])], dim=1)  # (N, 2 n_rr - 1)
@@ -259,7 +263,8 @@ def hannun_resnet1d_rr(
     subsample_every: int = 2,
     double_every: int = 4,
     shortcut: str = "zeropad",
-    rr_gate_features: int = 0,
+    rr_gate_features: int | list[int] = 0,
+    rr_net_features: int = 0,
     rr_gate_classes: tuple[int, int] | list[int] = (0, 1),
     rr_gate_weight: float = 10.0,
     rr_gate_c: float = 1.0,
@@ -271,19 +276,38 @@ def hannun_resnet1d_rr(
     ``rr_relative=True`` adds log ratios of each RR feature to the last (record average).
     ``rr_gate_features=k > 0``: a second stage (:class:`~medtorch.models.rr_gate.RRGate`),
     fitted after training, re-splits the probability of the pair ``rr_gate_classes``
-    (AAMI N and S: [0, 1]) from the first k RR features, with ``rr_gate_method``
+    (AAMI N and S: [0, 1]) from the first k RR features (or, given a list, from those
+    columns of rr), with ``rr_gate_method``
     "logistic" (``rr_gate_c``: inverse L2 strength) or "trees" (gradient-boosted);
     ``rr_gate_weight``: the second class's loss weight; ``rr_gate_min_ppv``: its operating
     point, the most sensitive one whose record-grouped cross-validated +P on the fitting
-    beats is at least this (null: the weighted fit's own 1/2).
+    beats is at least this (null: the weighted fit's own 1/2). ``rr_net_features=k > 0``:
+    the network's RR MLP reads only the first k features (0: all n_rr), e.g. so that
+    features meant for the gate (``task.params.morph_features``) leave the network as it was.
     """
-    if not isinstance(rr_gate_features, int) or not 0 <= rr_gate_features <= n_rr:
+    g = rr_gate_features
+    if isinstance(g, list):
+        ok = bool(g) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_rr
+                             for i in g)  # fmt: skip
+    else:
+        ok = isinstance(g, int) and not isinstance(g, bool) and 0 <= g <= n_rr
+    if not ok:
+        raise ModelError(
+            fmt(
+                f"an int in [0, n_rr={n_rr}] or a list of column indices in [0, {n_rr})",
+                rr_gate_features,
+                "model.params.rr_gate_features",
+                "use 0 (no gate), the number of leading RR features the gate reads, or "
+                "their indices",
+            )
+        )
+    if not isinstance(rr_net_features, int) or not 0 <= rr_net_features <= n_rr:
         raise ModelError(
             fmt(
                 f"an int in [0, n_rr={n_rr}]",
-                rr_gate_features,
-                "model.params.rr_gate_features",
-                "use 0 (no gate) or the number of leading RR features the gate reads",
+                rr_net_features,
+                "model.params.rr_net_features",
+                "use 0 (all) or the number of leading RR features the network reads",
             )
         )
     if not isinstance(rr_gate_classes, (list, tuple)) or len(rr_gate_classes) != 2:
@@ -313,4 +337,5 @@ def hannun_resnet1d_rr(
             weight=float(rr_gate_weight), c=float(rr_gate_c), method=rr_gate_method,
             min_ppv=rr_gate_min_ppv,
         )  # fmt: skip
-    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative, gate=gate)
+    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative,
+                            gate=gate, n_rr_net=rr_net_features or None)  # fmt: skip

@@ -42,6 +42,7 @@ and their scores are in-sample for this stage); never on the test split.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,9 +84,10 @@ def min_ppv_threshold(
 
 
 class RRGate(nn.Module):
-    """Split the pair ``classes`` again from the first ``n_features`` RR features.
+    """Split the pair ``classes`` again from RR features: the first ``features`` (an int),
+    or the columns it lists.
 
-    ``forward(logits (N, K), rr (N, >= n_features)) -> (N, K)`` log-probabilities: the
+    ``forward(logits (N, K), rr (N, > every column)) -> (N, K)`` log-probabilities: the
     logits unchanged while unfitted, else the log of the re-split probabilities (a softmax
     of them gives back those probabilities). ``weight``: the second class's weight in the
     loss (its beats are rare; larger -> more sensitive, less predictive). ``c``: inverse
@@ -109,9 +111,10 @@ class RRGate(nn.Module):
     one_a: torch.Tensor
     one_b: torch.Tensor
     offsets: torch.Tensor
+    col_index: torch.Tensor
 
     def __init__(
-        self, n_features: int, n_classes: int, classes: tuple[int, int] = (0, 1),
+        self, features: int | Sequence[int], n_classes: int, classes: tuple[int, int] = (0, 1),
         weight: float = 10.0, c: float = 1.0, method: str = "logistic",
         min_ppv: float | None = None,
     ) -> None:  # fmt: skip
@@ -150,7 +153,20 @@ class RRGate(nn.Module):
                     "use e.g. 0.5 for a positive predictivity floor of 50 %",
                 )
             )
-        self.n_features, self.classes, self.weight, self.c = n_features, (a, b), weight, c
+        cols = list(range(features)) if isinstance(features, int) else [int(i) for i in features]
+        if not cols or min(cols) < 0 or len(set(cols)) != len(cols):
+            raise ModelError(
+                fmt(
+                    "a positive count or a list of distinct column indices >= 0",
+                    features,
+                    "model.params.rr_gate_features",
+                    "use e.g. 7 or [0, 1, 2, 3, 4, 5, 6, 24, 25, 26]",
+                )
+            )
+        n_features = len(cols)
+        self.cols, self.n_features = cols, n_features
+        self.classes, self.weight, self.c = (a, b), weight, c
+        self.register_buffer("col_index", torch.tensor(cols), persistent=False)
         self.method, self.min_ppv = method, min_ppv
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
@@ -203,17 +219,17 @@ class RRGate(nn.Module):
         (needed only with ``min_ppv``)."""
         a, b = self.classes
         rr = np.asarray(rr, dtype=np.float64)
-        if rr.ndim != 2 or rr.shape[1] < self.n_features:
+        if rr.ndim != 2 or rr.shape[1] <= max(self.cols):
             raise ModelError(
                 fmt(
-                    f"RR features (N, >= {self.n_features})",
+                    f"RR features (N, >= {max(self.cols) + 1})",
                     list(rr.shape),
                     "input 'rr'",
                     "lower model.params.rr_gate_features",
                 )
             )
         pick = (y == a) | (y == b)
-        z, t = rr[pick, : self.n_features], (y[pick] == b).astype(int)
+        z, t = rr[pick][:, self.cols], (y[pick] == b).astype(int)
         if t.sum() == 0 or t.sum() == len(t):
             raise ModelError(
                 f"expected training beats of both classes {a} and {b} for the RR gate, got "
@@ -221,7 +237,7 @@ class RRGate(nn.Module):
                 "model.params.rr_gate_features"
             )
         summary: dict[str, Any] = {
-            "method": self.method, "classes": [a, b], "n_features": self.n_features,
+            "method": self.method, "classes": [a, b], "features": self.cols,
             "weight": self.weight, "n_beats": {str(a): int((t == 0).sum()), str(b): int(t.sum())},
         }  # fmt: skip
         if self.min_ppv is not None and (groups is None or len(groups) != len(y)):
@@ -347,13 +363,19 @@ class RRGate(nn.Module):
         return {"model": "sklearn HistGradientBoostingClassifier", "n_trees": int(clf.n_iter_),
                 "max_leaves": MAX_LEAVES, "max_depth": depth}  # fmt: skip
 
+    def _pick(self, rr: torch.Tensor) -> torch.Tensor:
+        """The gate's columns of ``rr`` (N, F): a slice when they lead, else a gather."""
+        if self.cols == list(range(self.n_features)):
+            return rr[:, : self.n_features]
+        return rr.index_select(1, self.col_index)
+
     def score(self, rr: torch.Tensor) -> torch.Tensor:
         """(N,) float64 logit of P(second class | pair) from the RR features, as fitted
         (the operating point's ``offset`` is not subtracted here but in ``forward``)."""
         if self.method == "logistic":
-            z = (rr[:, : self.n_features].double() - self.mean.double()) / self.scale.double()
+            z = (self._pick(rr).double() - self.mean.double()) / self.scale.double()
             return z @ self.coef.double() + self.bias
-        x = rr[:, : self.n_features].double()  # (N, F)
+        x = self._pick(rr).double()  # (N, F)
         t = self.n_trees
         offsets = self.offsets[:t]
         root = torch.zeros_like(x[:, :1], dtype=torch.long)  # (N, 1), traced with a dynamic N

@@ -217,11 +217,15 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             threshold += "." if point.get("met") else f"; NOT met: {point.get('note')}."
         elif isinstance(point, dict):
             threshold = f" Operating point: {point.get('note')}."
+        feats = (
+            f"the first {stage2['n_features']} RR features"  # metrics.json from before column lists
+            if "n_features" in stage2
+            else "the features " + ", ".join(map(str, stage2.get("feature_names")
+                                                 or stage2.get("features") or [])))  # fmt: skip
         parts.append(
             f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>"
             f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
-            f"{e(str(stage2.get('classes')))} on the first {e(str(stage2.get('n_features')))} "
-            f"RR features; weight of the second class {e(str(stage2.get('weight')))}; "
+            f"{e(str(stage2.get('classes')))} on {e(feats)}; weight of the second class {e(str(stage2.get('weight')))}; "
             f"fitted on {e(counts)}.{e(threshold)} The metrics above include it.{e(caveat)}</p>"
         )
     return "".join(parts)

@@ -60,6 +60,15 @@ RR_SEQUENCE_BEATS = 8  # plus the RR intervals of the +-8 neighbouring beats, as
 PATIENT_RR_FEATURES += [f"log_rr_{j:+d}_over_record"
                         for j in range(-RR_SEQUENCE_BEATS, RR_SEQUENCE_BEATS + 1)]  # fmt: skip
 N_PATIENT_RR = len(PATIENT_RR_FEATURES)  # 24
+# morph_features=True: how each beat's shape departs from its record's median beat, as
+# robust z-scores within the record (no labels): in the P-wave region, its correlation with
+# the median beat, the RMS of the difference and the ratio of peak-to-peak amplitudes; in
+# the QRS region, the correlation and the RMS difference; after it (ST-T), the RMS difference.
+MORPH_FEATURES = ["z_p_corr", "z_p_rms", "z_p_ptp_ratio", "z_qrs_corr", "z_qrs_rms", "z_t_rms"]
+P_REGION_S = (-0.25, -0.06)  # seconds from the R peak: the P wave (PR interval <= 0.2 s)
+QRS_REGION_S = (-0.06, 0.06)
+T_REGION_S = (0.06, 0.45)
+MORPH_Z_CLIP = 20.0
 AF_RHYTHMS = frozenset({"(AFIB", "(AFL"})
 INTRA_PATIENT_WARNING = "intra-patient split: beats of one record in train and test; optimistic"
 
@@ -177,20 +186,100 @@ def patient_relative(x: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndar
     return xp, np.concatenate([np.stack(feats, axis=1), strip], axis=1).astype(np.float32)
 
 
+def robust_z(v: np.ndarray) -> np.ndarray:
+    """(v - median) / (1.4826 MAD) of one record's values, clipped to +-:data:`MORPH_Z_CLIP`.
+
+    >>> robust_z(np.array([1.0, 2.0, 3.0, 4.0, 100.0])).round(2).tolist()
+    [-1.35, -0.67, 0.0, 0.67, 20.0]
+    """
+    med = np.median(v)
+    mad = 1.4826 * np.median(np.abs(v - med)) + 1e-6
+    return np.clip((v - med) / mad, -MORPH_Z_CLIP, MORPH_Z_CLIP)
+
+
+def morphology_measures(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarray:
+    """The :data:`MORPH_FEATURES` measures (K, 6) of beats, before z-scoring, from
+    :func:`patient_relative`'s ``xp`` (K, 2, T) = [beat, beat - median beat], R peak at
+    sample ``r_index``.
+
+    A premature atrial beat's P wave is early, inverted, or hidden in the previous T wave,
+    so its P region differs from the patient's usual one; how much a region differs is
+    itself patient-specific (noise, P amplitude), so each measure is a robust z-score within
+    the record (:func:`robust_z`), as the RR features are ratios to the record's rhythm.
+    Raw, the same measures hurt a gate on new patients; z-scored, they help: chosen by
+    leave-one-record-out CV inside DS1 (benchmarks/ecg_gate_morphology.py).
+    """
+    n = xp.shape[-1]
+
+    def region(bounds: tuple[float, float]) -> slice:
+        a, b = (r_index + round(t * fs_hz) for t in bounds)
+        if a < 0 or b > n:
+            raise ConfigError(
+                f"expected a beat window covering {P_REGION_S[0]} to {T_REGION_S[1]} s "
+                f"around the R peak for morph_features, got {-r_index / fs_hz:.3f} to "
+                f"{(n - r_index) / fs_hz:.3f} s in task.params.window_s; widen it, e.g. "
+                "[0.25, 0.45]"
+            )
+        return slice(a, b)
+
+    def corr(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        u, v = u - u.mean(1, keepdims=True), v - v.mean(1, keepdims=True)
+        return (u * v).sum(1) / np.sqrt((u * u).sum(1) * (v * v).sum(1) + 1e-9)
+
+    beat, diff = xp[:, 0].astype(np.float64), xp[:, 1].astype(np.float64)
+    med = beat - diff  # the record's median beat, on every row
+    p, q, t = region(P_REGION_S), region(QRS_REGION_S), region(T_REGION_S)
+    feats = [
+        corr(beat[:, p], med[:, p]),
+        np.sqrt((diff[:, p] ** 2).mean(1)),
+        np.ptp(beat[:, p], 1) / (np.ptp(med[:, p], 1) + 1e-3),
+        corr(beat[:, q], med[:, q]),
+        np.sqrt((diff[:, q] ** 2).mean(1)),
+        np.sqrt((diff[:, t] ** 2).mean(1)),
+    ]
+    return np.stack(feats, 1)
+
+
+def morphology_features(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarray:
+    """:data:`MORPH_FEATURES` (K, 6) of ONE record's beats: :func:`morphology_measures`,
+    each a robust z-score within the record (:func:`robust_z`).
+
+    >>> xp = np.zeros((4, 2, 100), np.float32); xp[:, 0] = np.sin(np.arange(100) / 3)
+    >>> xp[3, 1, 5:12] = 0.5; xp[3, 0] += xp[3, 1]
+    >>> f = morphology_features(xp, 100.0, 30); f.shape, bool(f[3, 1] > 5), f[:3, 1].tolist()
+    ((4, 6), True, [0.0, 0.0, 0.0])
+    """
+    if len(xp) == 0:
+        return np.zeros((0, len(MORPH_FEATURES)), np.float32)
+    m = morphology_measures(xp, fs_hz, r_index)
+    return np.stack([robust_z(c) for c in m.T], 1).astype(np.float32)
+
+
+def _check_morph(patient_norm: bool, morph_features: bool) -> None:
+    if morph_features and not patient_norm:
+        raise ConfigError(
+            "expected task.params.patient_norm: true with morph_features (they are "
+            "relative to the record), got patient_norm false; set both or neither"
+        )
+
+
 def beat_inputs(
     lead: np.ndarray,
     fs_hz: float,
     beat_samples: np.ndarray,
     window_s: Sequence[float],
     patient_norm: bool = False,
+    morph_features: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows and RR features of beats of one conditioned lead (one record).
 
     Returns ``x`` (K, 1, T) float32, ``rr`` (K, 4) float32 and ``kept`` (K,) indices into
     ``beat_samples`` of the beats whose window lies inside the record. RR features use all
     beats (computed before dropping any). ``patient_norm``: :func:`patient_relative`
-    inputs instead, ``x`` (K, 2, T) and ``rr`` (K, 24).
+    inputs instead, ``x`` (K, 2, T) and ``rr`` (K, 24); ``morph_features`` (needs
+    ``patient_norm``): rr (K, 27), the :data:`MORPH_FEATURES` after the 24.
     """
+    _check_morph(patient_norm, morph_features)
     before, after = window_bounds(window_s, fs_hz)
     s = np.asarray(beat_samples, dtype=np.int64)
     rr = rr_features(s, fs_hz)
@@ -199,6 +288,8 @@ def beat_inputs(
     x = lead[idx][:, None, :].astype(np.float32)  # (K, 1, T)
     if patient_norm:
         xp, rp = patient_relative(x, rr[kept])
+        if morph_features:
+            rp = np.concatenate([rp, morphology_features(xp, fs_hz, before)], axis=1)
         return xp, rp, kept
     return x, rr[kept], kept
 
@@ -219,15 +310,15 @@ def _read_lead(stem: Path, lead: str, fs_hz: float, filter: bool) -> tuple[np.nd
 
 
 def _record_beats(
-    args: tuple[Path, str, float, tuple[float, float], bool, bool],
+    args: tuple[Path, str, float, tuple[float, float], bool, bool, bool],
 ) -> dict[str, Any]:
-    stem, lead, fs_hz, window_s, filter, patient_norm = args
+    stem, lead, fs_hz, window_s, filter, patient_norm, morph = args
     sig, fs_in, used = _read_lead(stem, lead, fs_hz, filter)
     ann = read_annotations(stem, fs_hz=fs_in)
     is_beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
     samples = np.round(ann.sample[is_beat] * (fs_hz / fs_in)).astype(np.int64)
     symbols = ann.symbol[is_beat]
-    x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm)
+    x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm, morph)
     rhythm_af = af_indicator(ann.symbol, ann.sample, ann.aux_note, int(ann.sample.max()) + 1)
     in_af = rhythm_af[ann.sample[is_beat][kept]]
     classes = np.array(
@@ -258,20 +349,23 @@ def extract_beats(
     filter: bool = True,
     n_workers: int | None = None,
     patient_norm: bool = False,
+    morph_features: bool = False,
 ) -> dict[str, Any]:
     """Beat windows, RR features and AAMI labels of ``records`` (vectorised per record).
 
     Default window: 0.25 s before to 0.45 s after the R peak (252 samples at 360 Hz),
     long enough for the P wave (PR <= 0.2 s) and the T wave (QT ~0.4 s) that separate
     S and V beats from N. ``filter``: baseline removal + 60 Hz notch on the whole lead.
-    ``patient_norm``: inputs relative to each record (:func:`patient_relative`).
+    ``patient_norm``: inputs relative to each record (:func:`patient_relative`);
+    ``morph_features``: plus :func:`morphology_features` after the RR features.
     Returns arrays ``x``, ``rr``, ``y``, ``record``, ``sample`` and per-record ``stats``.
     """
     record_dir = Path(record_dir)
     window = (float(window_s[0]), float(window_s[1]))
     window_bounds(window, fs_hz)
-    jobs = [(record_dir / str(r), lead, float(fs_hz), window, filter, patient_norm)
-            for r in records]  # fmt: skip
+    _check_morph(patient_norm, morph_features)
+    jobs = [(record_dir / str(r), lead, float(fs_hz), window, filter, patient_norm,
+             morph_features) for r in records]  # fmt: skip
     workers = n_workers if n_workers is not None else min(2, os.cpu_count() or 1, len(jobs))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -284,7 +378,9 @@ def extract_beats(
         "x": np.concatenate([r["x"] for r in results]) if results else empty_x,
         "rr": np.concatenate([r["rr"] for r in results])
         if results
-        else np.zeros((0, N_PATIENT_RR if patient_norm else 4)),
+        else np.zeros(
+            (0, (N_PATIENT_RR + len(MORPH_FEATURES) * morph_features) if patient_norm else 4)
+        ),
         "y": np.concatenate([r["y"] for r in results]) if results else np.zeros(0, np.int64),
         "record": np.concatenate(
             [np.full(len(r["y"]), str(rec)) for rec, r in zip(records, results)]
@@ -322,6 +418,7 @@ def mitdb_aami_beats(
     exclude_paced: bool = True,
     rr: bool = True,
     patient_norm: bool = False,
+    morph_features: bool = False,
     train_on_af_beats: bool = True,
 ) -> ArrayDataset:
     """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4).
@@ -330,6 +427,8 @@ def mitdb_aami_beats(
     (e.g. ``lab_cnn``): the model is called as ``model(*inputs.values())``.
     ``patient_norm=True``: each beat relative to its own record (:func:`patient_relative`),
     x (N, 2, T) = [beat, beat - record median beat] and rr (N, 24) record-relative RR.
+    ``morph_features=True`` (with patient_norm): rr (N, 27), the 24 then
+    :data:`MORPH_FEATURES`, the beat's shape against its record's (robust z-scores).
     ``train_on_af_beats=False``: beats inside (AFIB/(AFL rhythm episodes are kept for
     validation and test (they are scored, labelled N as AAMI does) but left out of
     training, so the network does not learn that short, irregular RR intervals are normal.
@@ -342,7 +441,8 @@ def mitdb_aami_beats(
         for r in recs
         if r not in used
     )
-    out = extract_beats(root, used, lead, fs_hz, window_s, filter, patient_norm=patient_norm)
+    out = extract_beats(root, used, lead, fs_hz, window_s, filter, patient_norm=patient_norm,
+                        morph_features=morph_features)  # fmt: skip
     stats = out["stats"]
     counts = np.bincount(out["y"], minlength=len(AAMI_CLASSES))
     cohort = {
@@ -373,7 +473,11 @@ def mitdb_aami_beats(
             "lead_fallback": fallback,
             "window_s": [float(w) for w in window_s],
             "filter": bool(filter),
-            "rr_features": (list(PATIENT_RR_FEATURES) if patient_norm else list(RR_FEATURES))
+            "rr_features": (
+                list(PATIENT_RR_FEATURES) + list(MORPH_FEATURES) * morph_features
+                if patient_norm
+                else list(RR_FEATURES)
+            )
             if rr
             else [],
             "patient_norm": bool(patient_norm),
