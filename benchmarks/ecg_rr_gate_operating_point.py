@@ -11,6 +11,10 @@ chosen on them). This script measures the whole procedure on records it never sa
 each of the 22 DS1 records, the stage is fitted with ``min_ppv`` on the other 21 (which
 runs its own 21-fold CV) and predicts that record's N and S beats; pooled over DS1: S Se
 and +P, beside the same with the threshold left at 0. DS2 is not read.
+
+``--features morph``: the same check for a stage on the 7 RR features plus the 6 beat-shape
+features (``task.params.morph_features``; the recipe's columns),
+whose threshold the recipe leaves at 0 (``rr_gate_min_ppv: null``).
 """
 
 from __future__ import annotations
@@ -25,24 +29,34 @@ import numpy as np
 import torch
 
 from ecg_rr_gate_cv import recipe_beats, scores  # the gate CV's pooled Se / +P / F1 (same folder)
-from medtorch.data.tasks.mitdb import DS1
+from medtorch.data.tasks.mitdb import DS1, MORPH_FEATURES, N_PATIENT_RR
 from medtorch.models.rr_gate import RRGate
 
-N_FEATURES, WEIGHT = 7, 10.0  # the recipe's stage (model.params.rr_gate_*)
+N_FEATURES, WEIGHT = 7, 10.0  # the RR stage (model.params.rr_gate_*)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--min-ppv", type=float, nargs="+", default=[0.5])
+    ap.add_argument("--features", choices=["rr7", "morph"], default="rr7")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     t0 = time.perf_counter()
-    beats = recipe_beats(list(DS1), a.data_dir)
+    morph = a.features == "morph"
+    beats = recipe_beats(
+        list(DS1),
+        a.data_dir,
+        **({"morph_features": True, "morph_reference": "auto"} if morph else {}),
+    )
     keep = beats["y"] <= 1  # N = 0, S = 1
     rec, s = beats["record"][keep].astype(str), beats["y"][keep] == 1
-    f = beats["rr"][keep, :N_FEATURES].astype(np.float64)
-    out: dict[str, Any] = {"stage": f"trees, first {N_FEATURES} RR features, S weight {WEIGHT}",
+    cols = list(range(N_FEATURES)) + (
+        list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES))) if morph else []
+    )
+    f = beats["rr"][keep][:, cols].astype(np.float64)
+    what = " and the 6 beat-shape features" if morph else ""
+    out: dict[str, Any] = {"stage": f"trees, first {N_FEATURES} RR features{what}, S weight {WEIGHT}",
                            "protocol": "outer leave-one-DS1-record-out; inside, the stage's "
                                        "own leave-one-record-out CV picks the threshold",
                            "n_beats": {"N": int((~s).sum()), "S": int(s.sum())}, "rows": []}  # fmt: skip
@@ -51,7 +65,7 @@ def main() -> None:
         offsets = {}
         for r in DS1:
             te = rec == r
-            gate = RRGate(N_FEATURES, n_classes=2, weight=WEIGHT, method="trees", min_ppv=floor)
+            gate = RRGate(f.shape[1], n_classes=2, weight=WEIGHT, method="trees", min_ppv=floor)
             gate.fit(f[~te], s[~te].astype(int), rec[~te])
             offsets[r] = round(float(gate.offset), 3)
             with torch.no_grad():

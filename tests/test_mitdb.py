@@ -242,3 +242,26 @@ def test_morph_features_need_patient_norm_and_a_wide_window() -> None:
         beat_inputs(lead, 180.0, beats, (0.1, 0.45), patient_norm=True, morph_features=True)
     _, rr, kept = beat_inputs(lead, 180.0, beats, (0.25, 0.45), True, True)
     assert rr.shape == (len(kept), N_PATIENT_RR + len(MORPH_FEATURES)) and np.isfinite(rr).all()
+
+
+@pytest.mark.realdata
+def test_morph_reference_on_time_where_premature_beats_are_the_majority(data_dir: Path) -> None:
+    # 232: 1,382 atrial premature beats, 398 normal beats (after long pauses). Against the
+    # median of all beats (an APC) the APCs look usual; against the on-time beats they do not.
+    i = N_PATIENT_RR + MORPH_FEATURES.index("z_p_rms")
+    z = {}
+    for ref in ("all", "on_time"):
+        ds = mitdb_aami_beats(data_dir, records=["232"], fs_hz=180.0, patient_norm=True,
+                              morph_features=True, morph_reference=ref)  # fmt: skip
+        assert ds.meta["morph_reference"] == ref
+        z[ref] = {
+            c: float(np.median(ds.inputs["rr"][ds.y == k, i])) for c, k in (("N", 0), ("S", 1))
+        }
+    assert abs(z["all"]["S"]) < 0.5 and z["all"]["N"] > 2.0  # the normal beats look odd
+    assert z["on_time"]["S"] > 2.0 and abs(z["on_time"]["N"]) < 0.5
+
+
+def test_morph_reference_must_be_known() -> None:
+    lead = np.sin(np.arange(3600) / 20.0)
+    with pytest.raises(ConfigError, match=r"task\.params\.morph_reference"):
+        beat_inputs(lead, 180.0, np.arange(200, 3400, 150), (0.25, 0.45), True, True, "sinus")

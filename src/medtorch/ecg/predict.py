@@ -40,7 +40,7 @@ log = logging.getLogger("medtorch")
 Apply = Callable[[np.ndarray], np.ndarray]
 BEAT_DEFAULTS: dict[str, Any] = {"lead": "MLII", "fs_hz": 360.0, "window_s": (0.25, 0.45),
                                  "filter": True, "patient_norm": False, "morph_features": False,
-                                 "rr": True}  # fmt: skip
+                                 "morph_reference": "all", "rr": True}  # fmt: skip
 AF_DEFAULTS: dict[str, Any] = {"lead": "MLII", "window_s": 10.0, "target_fs_hz": 125.0,
                                "filter": True, "rr": False, "waveform": True}  # fmt: skip
 
@@ -106,7 +106,7 @@ def predict_record(
     record, over all its beats, as in training; rr (N, 27) with ``morph_features``);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
-    filter, patient_norm, morph_features, rr.
+    filter, patient_norm, morph_features, morph_reference, rr.
     Returns per-beat rows (sample, time_s, source, reference symbol/class when annotated,
     predicted class, one probability per class) and AF episodes ``{start_s, end_s}``
     merged from consecutive positive windows. Beats whose window runs off the record are
@@ -126,7 +126,7 @@ def predict_record(
         lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
         scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
         x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
-                                  bool(p["morph_features"]))  # fmt: skip
+                                  bool(p["morph_features"]), str(p["morph_reference"]))  # fmt: skip
         if normalizer_apply is not None:
             x = normalizer_apply(x)
         # the task's inputs, as in training: x, then rr unless the run used rr: false

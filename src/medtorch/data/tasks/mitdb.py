@@ -27,7 +27,7 @@ from medtorch.data.signal import clean_ecg, resample
 from medtorch.data.sources.wfdb_reader import read_annotations, read_record
 from medtorch.data.splits import register_protocol
 from medtorch.data.tasks.registry import register_task
-from medtorch.errors import ConfigError, DataError, SplitError
+from medtorch.errors import ConfigError, DataError, SplitError, fmt
 
 # AAMI EC57:1998/(R)2008 beat classes from MIT-BIH beat symbols, as used by de Chazal,
 # O'Dwyer & Reilly, IEEE TBME 51(7):1196-1206 (2004), Table I.
@@ -68,6 +68,19 @@ MORPH_FEATURES = ["z_p_corr", "z_p_rms", "z_p_ptp_ratio", "z_qrs_corr", "z_qrs_r
 P_REGION_S = (-0.25, -0.06)  # seconds from the R peak: the P wave (PR interval <= 0.2 s)
 QRS_REGION_S = (-0.06, 0.06)
 T_REGION_S = (0.06, 0.45)
+# morph_reference: which beats define the record's usual beat for those features. "all":
+# the median beat of all beats (as patient_norm's x). "on_time": beats whose previous RR is
+# at least the record's mean RR, i.e. not premature, for records where premature beats
+# outnumber normal ones (MIT-BIH 232: 1,382 APCs, 398 normal beats after long pauses),
+# whose median beat is an APC. Fewer than MIN_REFERENCE_BEATS on time: all beats.
+# "auto": "on_time" where fewer than AUTO_ON_TIME_BELOW of the beats are on time (premature
+# beats dominate; 0.25: every DS1 record has at least 0.31, DS1 records stripped of normal
+# beats down to 232's mix 0.10-0.20; benchmarks/ecg_morph_reference.py), else "all"
+# ("on_time" everywhere costs DS1 leave-one-record-out S F1 72.6 -> 57.8: in AF it takes
+# the reference from the long-RR beats only).
+MORPH_REFERENCES = ("all", "on_time", "auto")
+MIN_REFERENCE_BEATS = 10
+AUTO_ON_TIME_BELOW = 0.25
 MORPH_Z_CLIP = 20.0
 AF_RHYTHMS = frozenset({"(AFIB", "(AFL"})
 INTRA_PATIENT_WARNING = "intra-patient split: beats of one record in train and test; optimistic"
@@ -186,21 +199,25 @@ def patient_relative(x: np.ndarray, rr: np.ndarray) -> tuple[np.ndarray, np.ndar
     return xp, np.concatenate([np.stack(feats, axis=1), strip], axis=1).astype(np.float32)
 
 
-def robust_z(v: np.ndarray) -> np.ndarray:
-    """(v - median) / (1.4826 MAD) of one record's values, clipped to +-:data:`MORPH_Z_CLIP`.
+def robust_z(v: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """(v - median) / (1.4826 MAD) of one record's values, clipped to +-:data:`MORPH_Z_CLIP`;
+    median and MAD of ``v[ref]`` when a reference mask is given.
 
     >>> robust_z(np.array([1.0, 2.0, 3.0, 4.0, 100.0])).round(2).tolist()
     [-1.35, -0.67, 0.0, 0.67, 20.0]
     """
-    med = np.median(v)
-    mad = 1.4826 * np.median(np.abs(v - med)) + 1e-6
+    r = v if ref is None else v[ref]
+    med = np.median(r)
+    mad = 1.4826 * np.median(np.abs(r - med)) + 1e-6
     return np.clip((v - med) / mad, -MORPH_Z_CLIP, MORPH_Z_CLIP)
 
 
-def morphology_measures(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarray:
+def morphology_measures(
+    xp: np.ndarray, fs_hz: float, r_index: int, ref: np.ndarray | None = None
+) -> np.ndarray:
     """The :data:`MORPH_FEATURES` measures (K, 6) of beats, before z-scoring, from
     :func:`patient_relative`'s ``xp`` (K, 2, T) = [beat, beat - median beat], R peak at
-    sample ``r_index``.
+    sample ``r_index``; against the median of the ``ref`` beats instead, given a mask.
 
     A premature atrial beat's P wave is early, inverted, or hidden in the previous T wave,
     so its P region differs from the patient's usual one; how much a region differs is
@@ -227,7 +244,9 @@ def morphology_measures(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarra
         return (u * v).sum(1) / np.sqrt((u * u).sum(1) * (v * v).sum(1) + 1e-9)
 
     beat, diff = xp[:, 0].astype(np.float64), xp[:, 1].astype(np.float64)
-    med = beat - diff  # the record's median beat, on every row
+    if ref is not None:
+        diff = beat - np.median(beat[ref], axis=0)
+    med = beat - diff  # the record's reference (median) beat, on every row
     p, q, t = region(P_REGION_S), region(QRS_REGION_S), region(T_REGION_S)
     feats = [
         corr(beat[:, p], med[:, p]),
@@ -240,9 +259,12 @@ def morphology_measures(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarra
     return np.stack(feats, 1)
 
 
-def morphology_features(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarray:
+def morphology_features(
+    xp: np.ndarray, fs_hz: float, r_index: int, ref: np.ndarray | None = None
+) -> np.ndarray:
     """:data:`MORPH_FEATURES` (K, 6) of ONE record's beats: :func:`morphology_measures`,
-    each a robust z-score within the record (:func:`robust_z`).
+    each a robust z-score within the record (:func:`robust_z`); with a mask ``ref``, both
+    against the ``ref`` beats only (:func:`morph_reference_mask`).
 
     >>> xp = np.zeros((4, 2, 100), np.float32); xp[:, 0] = np.sin(np.arange(100) / 3)
     >>> xp[3, 1, 5:12] = 0.5; xp[3, 0] += xp[3, 1]
@@ -251,8 +273,32 @@ def morphology_features(xp: np.ndarray, fs_hz: float, r_index: int) -> np.ndarra
     """
     if len(xp) == 0:
         return np.zeros((0, len(MORPH_FEATURES)), np.float32)
-    m = morphology_measures(xp, fs_hz, r_index)
-    return np.stack([robust_z(c) for c in m.T], 1).astype(np.float32)
+    m = morphology_measures(xp, fs_hz, r_index, ref)
+    return np.stack([robust_z(c, ref) for c in m.T], 1).astype(np.float32)
+
+
+def morph_reference_mask(reference: str, log_prev_over_record: np.ndarray) -> np.ndarray | None:
+    """The reference beats of :data:`MORPH_REFERENCES` ``reference`` (None: all beats).
+
+    >>> morph_reference_mask("on_time", np.log(np.r_[np.full(12, 1.2), np.full(30, 0.9)])).sum()
+    np.int64(12)
+    >>> morph_reference_mask("on_time", np.zeros(5)) is None  # too few beats on time
+    True
+    >>> lp = np.log(np.r_[np.full(12, 1.2), np.full(40, 0.9)])  # 12 of 52 on time: 0.23
+    >>> morph_reference_mask("auto", lp).sum(), morph_reference_mask("auto", lp[:40]) is None
+    (np.int64(12), True)
+    """
+    if reference not in MORPH_REFERENCES:
+        raise ConfigError(
+            fmt(" or ".join(MORPH_REFERENCES), reference, "task.params.morph_reference",
+                "pick one")
+        )  # fmt: skip
+    if reference == "all":
+        return None
+    ref = log_prev_over_record >= 0.0
+    if reference == "auto" and not (len(ref) and ref.mean() < AUTO_ON_TIME_BELOW):
+        return None
+    return ref if ref.sum() >= MIN_REFERENCE_BEATS else None
 
 
 def _check_morph(patient_norm: bool, morph_features: bool) -> None:
@@ -270,6 +316,7 @@ def beat_inputs(
     window_s: Sequence[float],
     patient_norm: bool = False,
     morph_features: bool = False,
+    morph_reference: str = "all",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows and RR features of beats of one conditioned lead (one record).
 
@@ -277,7 +324,8 @@ def beat_inputs(
     ``beat_samples`` of the beats whose window lies inside the record. RR features use all
     beats (computed before dropping any). ``patient_norm``: :func:`patient_relative`
     inputs instead, ``x`` (K, 2, T) and ``rr`` (K, 24); ``morph_features`` (needs
-    ``patient_norm``): rr (K, 27), the :data:`MORPH_FEATURES` after the 24.
+    ``patient_norm``): rr (K, 30), the :data:`MORPH_FEATURES` after the 24, against the
+    ``morph_reference`` beats (:func:`morph_reference_mask`).
     """
     _check_morph(patient_norm, morph_features)
     before, after = window_bounds(window_s, fs_hz)
@@ -289,7 +337,8 @@ def beat_inputs(
     if patient_norm:
         xp, rp = patient_relative(x, rr[kept])
         if morph_features:
-            rp = np.concatenate([rp, morphology_features(xp, fs_hz, before)], axis=1)
+            ref = morph_reference_mask(morph_reference, rp[:, 0])
+            rp = np.concatenate([rp, morphology_features(xp, fs_hz, before, ref)], axis=1)
         return xp, rp, kept
     return x, rr[kept], kept
 
@@ -310,15 +359,15 @@ def _read_lead(stem: Path, lead: str, fs_hz: float, filter: bool) -> tuple[np.nd
 
 
 def _record_beats(
-    args: tuple[Path, str, float, tuple[float, float], bool, bool, bool],
+    args: tuple[Path, str, float, tuple[float, float], bool, bool, bool, str],
 ) -> dict[str, Any]:
-    stem, lead, fs_hz, window_s, filter, patient_norm, morph = args
+    stem, lead, fs_hz, window_s, filter, patient_norm, morph, reference = args
     sig, fs_in, used = _read_lead(stem, lead, fs_hz, filter)
     ann = read_annotations(stem, fs_hz=fs_in)
     is_beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
     samples = np.round(ann.sample[is_beat] * (fs_hz / fs_in)).astype(np.int64)
     symbols = ann.symbol[is_beat]
-    x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm, morph)
+    x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm, morph, reference)
     rhythm_af = af_indicator(ann.symbol, ann.sample, ann.aux_note, int(ann.sample.max()) + 1)
     in_af = rhythm_af[ann.sample[is_beat][kept]]
     classes = np.array(
@@ -350,6 +399,7 @@ def extract_beats(
     n_workers: int | None = None,
     patient_norm: bool = False,
     morph_features: bool = False,
+    morph_reference: str = "all",
 ) -> dict[str, Any]:
     """Beat windows, RR features and AAMI labels of ``records`` (vectorised per record).
 
@@ -357,15 +407,17 @@ def extract_beats(
     long enough for the P wave (PR <= 0.2 s) and the T wave (QT ~0.4 s) that separate
     S and V beats from N. ``filter``: baseline removal + 60 Hz notch on the whole lead.
     ``patient_norm``: inputs relative to each record (:func:`patient_relative`);
-    ``morph_features``: plus :func:`morphology_features` after the RR features.
+    ``morph_features``: plus :func:`morphology_features` after the RR features, against
+    the ``morph_reference`` beats.
     Returns arrays ``x``, ``rr``, ``y``, ``record``, ``sample`` and per-record ``stats``.
     """
     record_dir = Path(record_dir)
     window = (float(window_s[0]), float(window_s[1]))
     window_bounds(window, fs_hz)
     _check_morph(patient_norm, morph_features)
+    morph_reference_mask(morph_reference, np.zeros(0))  # a bad name fails here, not in a worker
     jobs = [(record_dir / str(r), lead, float(fs_hz), window, filter, patient_norm,
-             morph_features) for r in records]  # fmt: skip
+             morph_features, morph_reference) for r in records]  # fmt: skip
     workers = n_workers if n_workers is not None else min(2, os.cpu_count() or 1, len(jobs))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -419,6 +471,7 @@ def mitdb_aami_beats(
     rr: bool = True,
     patient_norm: bool = False,
     morph_features: bool = False,
+    morph_reference: str = "all",
     train_on_af_beats: bool = True,
 ) -> ArrayDataset:
     """MIT-BIH beats in 5 AAMI classes (N, S, V, F, Q); inputs x (N,1,T) and rr (N,4).
@@ -428,7 +481,9 @@ def mitdb_aami_beats(
     ``patient_norm=True``: each beat relative to its own record (:func:`patient_relative`),
     x (N, 2, T) = [beat, beat - record median beat] and rr (N, 24) record-relative RR.
     ``morph_features=True`` (with patient_norm): rr (N, 27), the 24 then
-    :data:`MORPH_FEATURES`, the beat's shape against its record's (robust z-scores).
+    :data:`MORPH_FEATURES`, the beat's shape against its record's (robust z-scores), whose
+    usual beat is the median of all beats or (``morph_reference="on_time"``) of the beats
+    that are not premature (:func:`morph_reference_mask`).
     ``train_on_af_beats=False``: beats inside (AFIB/(AFL rhythm episodes are kept for
     validation and test (they are scored, labelled N as AAMI does) but left out of
     training, so the network does not learn that short, irregular RR intervals are normal.
@@ -442,7 +497,7 @@ def mitdb_aami_beats(
         if r not in used
     )
     out = extract_beats(root, used, lead, fs_hz, window_s, filter, patient_norm=patient_norm,
-                        morph_features=morph_features)  # fmt: skip
+                        morph_features=morph_features, morph_reference=morph_reference)  # fmt: skip
     stats = out["stats"]
     counts = np.bincount(out["y"], minlength=len(AAMI_CLASSES))
     cohort = {
@@ -481,6 +536,7 @@ def mitdb_aami_beats(
             if rr
             else [],
             "patient_norm": bool(patient_norm),
+            **({"morph_reference": morph_reference} if morph_features else {}),
             **({} if train_on_af_beats else {"train_exclude_ids": ids[out["in_af"]].tolist()}),
             "cohort": cohort,
             "intra_patient_warning": INTRA_PATIENT_WARNING,
