@@ -2,7 +2,9 @@
 
 (a) **Beat extraction**: :func:`medtorch.data.tasks.mitdb.extract_beats` on all 48 MIT-BIH
     records with the task's defaults (lead MLII, 360 Hz, 0.25 s + 0.45 s windows, baseline
-    + 60 Hz notch filter, RR features; 2 worker processes), ``--repeats`` times, median.
+    + 60 Hz notch filter, RR features; 2 worker processes), ``--repeats`` times, median;
+    with ``--run``, again with that run's task params (e.g. 180 Hz, patient-relative
+    inputs and beat-shape features).
 (b) **Prediction on a whole 30-minute record** (``--records``, default 100 and 208) with a
     trained beat run (``--run``): the exact steps of ``medtorch predict`` (read the record,
     beats from the annotations, condition the lead, build windows + RR features, normalise,
@@ -49,16 +51,24 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float
     return statistics.median(times), [round(t, 4) for t in times]
 
 
-def bench_extraction(mitdb: Path, repeats: int) -> dict[str, Any]:
+def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> dict[str, Any]:
+    """With ``run_dir``: the run's own task params (e.g. patient_norm, morph_features)."""
     from medtorch.data.tasks.mitdb import ALL_RECORDS, extract_beats
+    from medtorch.pipeline import load_run
 
     holder: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    if run_dir is not None:
+        keys = ("lead", "fs_hz", "window_s", "filter", "patient_norm", "morph_features",
+                "morph_reference")  # fmt: skip
+        params = {k: v for k, v in load_run(run_dir)[0].task.params.items() if k in keys}
 
     def run() -> None:
-        holder["out"] = extract_beats(mitdb, ALL_RECORDS)
+        holder["out"] = extract_beats(mitdb, ALL_RECORDS, **params)
 
     med, times = _median_time(run, repeats)
     return {
+        "params": params or "task defaults",
         "records": len(ALL_RECORDS),
         "beats": len(holder["out"]["y"]),
         "workers": min(2, os.cpu_count() or 1),
@@ -86,7 +96,8 @@ def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     fs_hz = float(p["fs_hz"])
     lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
     scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-    x, rr, _ = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]))
+    x, rr, _ = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
+                           bool(p["morph_features"]), str(p["morph_reference"]))  # fmt: skip
     inputs = [norm.transform(x), rr][: len(spec["inputs"])]
     return inputs, rec.n_samples / rec.fs_hz
 
@@ -203,6 +214,9 @@ def main() -> None:
     if not a.skip_extraction:
         report["extraction"] = bench_extraction(mitdb, repeats)
         print("extraction:", json.dumps(report["extraction"]))
+        if a.run:
+            report["extraction_run_params"] = bench_extraction(mitdb, repeats, a.run)
+            print("extraction, the run's params:", json.dumps(report["extraction_run_params"]))
     if a.run:
         report["predict"] = bench_predict(a.run, mitdb, records, repeats, a.threads)
         print("predict:", json.dumps(report["predict"], indent=1))

@@ -180,6 +180,24 @@ def test_second_stage_operating_point_is_reported(point: dict, expected: str) ->
 
 
 @pytest.mark.parametrize(
+    ("stage", "expected"),
+    [({"n_features": 7}, "on the first 7 RR features;"),  # metrics.json from before lists
+     ({"features": [0, 24], "feature_names": ["log_prev_over_record", "z_p_rms"]},
+      "on the features log_prev_over_record, z_p_rms;"),
+     ({"features": [0, 24]}, "on the features 0, 24;")],
+)  # fmt: skip
+def test_second_stage_names_its_features(stage: dict, expected: str) -> None:
+    from html import unescape
+
+    from medtorch.report.html import _metrics_section
+
+    metrics = {"test": {"overall": {}},
+               "after_training": {"method": "trees", "classes": [0, 1], "weight": 10.0,
+                                  "n_beats": {"0": 9, "1": 3}, "fitted_on": "train", **stage}}  # fmt: skip
+    assert expected in unescape(_metrics_section(metrics, None))
+
+
+@pytest.mark.parametrize(
     ("monitor", "kept", "panel"),
     [("valid_macro_f1", 2, 1), ("valid_loss", 3, 0), ("epoch", 4, 0)],
 )
