@@ -208,7 +208,6 @@ def train_run(
     bundled: bool = False,
 ) -> Path:
     """Train one recipe and write a complete run folder; returns its path."""
-
     t0 = time.perf_counter()
     if resume_dir is not None:
         run_dir = Path(resume_dir)

@@ -103,7 +103,7 @@ def predict_record(
     ``model`` takes ``(x (N,1,T), rr (N,4))`` like ``hannun_resnet1d_rr`` (``x`` only when
     ``task_params["rr"]`` is false, as for ``lab_cnn`` runs), or ``(x (N,2,T), rr (N,24))``
     when the run used ``patient_norm`` (the beats are then expressed relative to this
-    record, over all its beats, as in training; rr (N, 27) with ``morph_features``);
+    record, over all its beats, as in training; rr (N, 30) with ``morph_features``);
     ``normalizer_apply`` is applied to ``x`` as in training (the run's
     ``Normalizer.transform``). ``task_params``: the beat task's lead, fs_hz, window_s,
     filter, patient_norm, morph_features, morph_reference, rr.

@@ -60,10 +60,11 @@ RR_SEQUENCE_BEATS = 8  # plus the RR intervals of the +-8 neighbouring beats, as
 PATIENT_RR_FEATURES += [f"log_rr_{j:+d}_over_record"
                         for j in range(-RR_SEQUENCE_BEATS, RR_SEQUENCE_BEATS + 1)]  # fmt: skip
 N_PATIENT_RR = len(PATIENT_RR_FEATURES)  # 24
-# morph_features=True: how each beat's shape departs from its record's median beat, as
-# robust z-scores within the record (no labels): in the P-wave region, its correlation with
-# the median beat, the RMS of the difference and the ratio of peak-to-peak amplitudes; in
-# the QRS region, the correlation and the RMS difference; after it (ST-T), the RMS difference.
+# morph_features=True: how each beat's shape departs from its record's usual (median) beat,
+# as robust z-scores within the record (no labels): in the P-wave region, its correlation
+# with the usual beat, the RMS of the difference and the ratio of peak-to-peak amplitudes;
+# in the QRS region, the correlation and the RMS difference; after it (ST-T), the RMS
+# difference.
 MORPH_FEATURES = ["z_p_corr", "z_p_rms", "z_p_ptp_ratio", "z_qrs_corr", "z_qrs_rms", "z_t_rms"]
 P_REGION_S = (-0.25, -0.06)  # seconds from the R peak: the P wave (PR interval <= 0.2 s)
 QRS_REGION_S = (-0.06, 0.06)
@@ -480,7 +481,7 @@ def mitdb_aami_beats(
     (e.g. ``lab_cnn``): the model is called as ``model(*inputs.values())``.
     ``patient_norm=True``: each beat relative to its own record (:func:`patient_relative`),
     x (N, 2, T) = [beat, beat - record median beat] and rr (N, 24) record-relative RR.
-    ``morph_features=True`` (with patient_norm): rr (N, 27), the 24 then
+    ``morph_features=True`` (with patient_norm): rr (N, 30), the 24 then
     :data:`MORPH_FEATURES`, the beat's shape against its record's (robust z-scores), whose
     usual beat is the median of all beats or (``morph_reference="on_time"``) of the beats
     that are not premature (:func:`morph_reference_mask`).
