@@ -54,14 +54,14 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float
 def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> dict[str, Any]:
     """With ``run_dir``: the run's own task params (e.g. patient_norm, morph_features)."""
     from medtorch.data.tasks.mitdb import ALL_RECORDS, extract_beats
+    from medtorch.ecg.predict import BEAT_DEFAULTS
     from medtorch.pipeline import load_run
 
     holder: dict[str, Any] = {}
     params: dict[str, Any] = {}
-    if run_dir is not None:
-        keys = ("lead", "fs_hz", "window_s", "filter", "patient_norm", "morph_features",
-                "morph_reference")  # fmt: skip
-        params = {k: v for k, v in load_run(run_dir)[0].task.params.items() if k in keys}
+    if run_dir is not None:  # the beat params predict uses, bar rr (an input, not extraction)
+        task = load_run(run_dir)[0].task.params
+        params = {k: v for k, v in task.items() if k in BEAT_DEFAULTS and k != "rr"}
 
     def run() -> None:
         holder["out"] = extract_beats(mitdb, ALL_RECORDS, **params)
@@ -82,8 +82,8 @@ def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> 
 def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     """The inputs ``medtorch predict`` builds for a beat run, and the record duration (s)."""
     from medtorch.data.sources.wfdb_reader import read_record
-    from medtorch.data.tasks.mitdb import beat_inputs, prepare_lead, select_lead
-    from medtorch.ecg.predict import BEAT_DEFAULTS, _beats
+    from medtorch.data.tasks.mitdb import select_lead
+    from medtorch.ecg.predict import BEAT_DEFAULTS, _beats, lead_beat_inputs
     from medtorch.pipeline import load_normalizer, load_run
 
     cfg, spec = load_run(run_dir)
@@ -93,11 +93,7 @@ def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     i, _ = select_lead(rec.sig_names, str(p["lead"]))
     raw = rec.signal[i]
     samples, _, _ = _beats(stem, raw, rec.fs_hz, True, "atr")
-    fs_hz = float(p["fs_hz"])
-    lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
-    scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-    x, rr, _ = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
-                           bool(p["morph_features"]), str(p["morph_reference"]))  # fmt: skip
+    x, rr, _ = lead_beat_inputs(raw, rec.fs_hz, samples, p)  # as medtorch predict builds them
     inputs = [norm.transform(x), rr][: len(spec["inputs"])]
     return inputs, rec.n_samples / rec.fs_hz
 

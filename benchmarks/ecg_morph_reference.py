@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ecg_rr_gate_cv import gate_predict, recipe_beats, scores  # same folder
+from ecg_rr_gate_cv import MORPH_GATE_COLS as COLS  # same folder
+from ecg_rr_gate_cv import gate_predict, recipe_beats, scores
 from medtorch.data.tasks.mitdb import (
     DS1,
-    MORPH_FEATURES,
     MORPH_REFERENCES,
     N_PATIENT_RR,
     morph_reference_mask,
@@ -44,7 +44,6 @@ from medtorch.data.tasks.mitdb import (
 )
 
 N_RR, WEIGHT, FS = 7, 10.0, 180.0
-COLS = list(range(N_RR)) + list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES)))
 
 
 def stressed(

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import DS1, DS2, extract_beats, mitdb_dir
+from medtorch.data.tasks.mitdb import (
+    DS1,
+    DS2,
+    MORPH_FEATURES,
+    N_PATIENT_RR,
+    extract_beats,
+    mitdb_dir,
+)
 from medtorch.models.rr_gate import RRGate
 
 LR_WEIGHTS = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
@@ -41,6 +48,8 @@ HGB_WEIGHTS = (10.0, 20.0)
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # the beats of recipes/mitdb_aami_resnet1d.yaml (task.params), for the ECG gate scripts
 BEAT_KW: dict[str, Any] = {"lead": "MLII", "fs_hz": 180.0, "window_s": (0.25, 0.45)}
+# the recipe's gate columns with task.params.morph_features: 7 RR features, 6 shape features
+MORPH_GATE_COLS = list(range(7)) + list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES)))
 
 
 def recipe_beats(records: list[str], data_dir: Path | None = None, **kw: Any) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecg_rr_gate_cv import recipe_beats, scores  # the gate CV's pooled Se / +P / F1 (same folder)
-from medtorch.data.tasks.mitdb import DS1, MORPH_FEATURES, N_PATIENT_RR
+from ecg_rr_gate_cv import MORPH_GATE_COLS, recipe_beats, scores  # same folder
+from medtorch.data.tasks.mitdb import DS1
 from medtorch.models.rr_gate import RRGate
 
 N_FEATURES, WEIGHT = 7, 10.0  # the RR stage (model.params.rr_gate_*)
@@ -51,9 +51,7 @@ def main() -> None:
     )
     keep = beats["y"] <= 1  # N = 0, S = 1
     rec, s = beats["record"][keep].astype(str), beats["y"][keep] == 1
-    cols = list(range(N_FEATURES)) + (
-        list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES))) if morph else []
-    )
+    cols = MORPH_GATE_COLS if morph else list(range(N_FEATURES))
     f = beats["rr"][keep][:, cols].astype(np.float64)
     what = " and the 6 beat-shape features" if morph else ""
     out: dict[str, Any] = {"stage": f"trees, first {N_FEATURES} RR features{what}, S weight {WEIGHT}",

@@ -84,6 +84,20 @@ def _beats(
     return samples, np.full(len(samples), "", dtype=str), "xqrs"
 
 
+def lead_beat_inputs(
+    raw: np.ndarray, fs_in: float, samples: np.ndarray, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The beat task's inputs from one raw lead at ``fs_in`` and its beats' samples there,
+    as in training: the lead conditioned and resampled, then :func:`beat_inputs` with the
+    task ``params`` (:data:`BEAT_DEFAULTS` keys). Returns ``x``, ``rr`` and ``kept``."""
+    p = {**BEAT_DEFAULTS, **params}
+    fs_hz = float(p["fs_hz"])
+    lead = prepare_lead(raw, fs_in, fs_hz, bool(p["filter"]))
+    scaled = np.round(samples * (fs_hz / fs_in)).astype(np.int64)
+    return beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
+                       bool(p["morph_features"]), str(p["morph_reference"]))  # fmt: skip
+
+
 def predict_record(
     model: torch.nn.Module | None,
     normalizer_apply: Apply | None,
@@ -122,11 +136,7 @@ def predict_record(
         if max_duration_s is not None:
             raw = raw[: round(max_duration_s * rec.fs_hz)]
         samples, symbols, source = _beats(stem, raw, rec.fs_hz, use_annotations, annotation_ext)
-        fs_hz = float(p["fs_hz"])
-        lead = prepare_lead(raw, rec.fs_hz, fs_hz, bool(p["filter"]))
-        scaled = np.round(samples * (fs_hz / rec.fs_hz)).astype(np.int64)
-        x, rr, kept = beat_inputs(lead, fs_hz, scaled, p["window_s"], bool(p["patient_norm"]),
-                                  bool(p["morph_features"]), str(p["morph_reference"]))  # fmt: skip
+        x, rr, kept = lead_beat_inputs(raw, rec.fs_hz, samples, p)
         if normalizer_apply is not None:
             x = normalizer_apply(x)
         # the task's inputs, as in training: x, then rr unless the run used rr: false

@@ -289,11 +289,7 @@ def morph_reference_mask(reference: str, log_prev_over_record: np.ndarray) -> np
     >>> morph_reference_mask("auto", lp).sum(), morph_reference_mask("auto", lp[:40]) is None
     (np.int64(12), True)
     """
-    if reference not in MORPH_REFERENCES:
-        raise ConfigError(
-            fmt(" or ".join(MORPH_REFERENCES), reference, "task.params.morph_reference",
-                "pick one")
-        )  # fmt: skip
+    _check_reference(reference)
     if reference == "all":
         return None
     ref = log_prev_over_record >= 0.0
@@ -302,7 +298,16 @@ def morph_reference_mask(reference: str, log_prev_over_record: np.ndarray) -> np
     return ref if ref.sum() >= MIN_REFERENCE_BEATS else None
 
 
-def _check_morph(patient_norm: bool, morph_features: bool) -> None:
+def _check_reference(reference: str) -> None:
+    if reference not in MORPH_REFERENCES:
+        raise ConfigError(
+            fmt(" or ".join(MORPH_REFERENCES), reference, "task.params.morph_reference",
+                "pick one")
+        )  # fmt: skip
+
+
+def _check_morph(patient_norm: bool, morph_features: bool, reference: str) -> None:
+    _check_reference(reference)
     if morph_features and not patient_norm:
         raise ConfigError(
             "expected task.params.patient_norm: true with morph_features (they are "
@@ -328,7 +333,7 @@ def beat_inputs(
     ``patient_norm``): rr (K, 30), the :data:`MORPH_FEATURES` after the 24, against the
     ``morph_reference`` beats (:func:`morph_reference_mask`).
     """
-    _check_morph(patient_norm, morph_features)
+    _check_morph(patient_norm, morph_features, morph_reference)
     before, after = window_bounds(window_s, fs_hz)
     s = np.asarray(beat_samples, dtype=np.int64)
     rr = rr_features(s, fs_hz)
@@ -415,8 +420,7 @@ def extract_beats(
     record_dir = Path(record_dir)
     window = (float(window_s[0]), float(window_s[1]))
     window_bounds(window, fs_hz)
-    _check_morph(patient_norm, morph_features)
-    morph_reference_mask(morph_reference, np.zeros(0))  # a bad name fails here, not in a worker
+    _check_morph(patient_norm, morph_features, morph_reference)  # here, not in a worker
     jobs = [(record_dir / str(r), lead, float(fs_hz), window, filter, patient_norm,
              morph_features, morph_reference) for r in records]  # fmt: skip
     workers = n_workers if n_workers is not None else min(2, os.cpu_count() or 1, len(jobs))
