@@ -251,6 +251,13 @@ def test_bad_predict_csv_columns(trained_run: Path, tmp_path: Path, capsys) -> N
     assert "few.csv" in line and "X3" in line
 
 
+def test_bad_predict_lead_on_a_signal_csv_run(trained_run: Path, tmp_path: Path, capsys) -> None:
+    src = _write_csv(tmp_path / "few.csv", ["id", "X1", "X2"], [["a", 1, 2]])
+    out = tmp_path / "p.csv"
+    line = _bad(capsys, "predict", str(trained_run), str(src), "--out", str(out), "--lead", "II")
+    assert "--lead" in line and not out.exists()
+
+
 def test_debug_shows_traceback(capsys) -> None:
     with pytest.raises(ValueError):
         main(["--debug", "train", "lab2_seizure_cnn", "--set", "trainer.max_epoch=3"])

@@ -54,6 +54,26 @@ def _unannotated_copy(data_dir: Path, dest: Path, seconds: float = 120.0) -> Pat
     return dest / "r201"
 
 
+def _resampled_copy(
+    data_dir: Path, dest: Path, fs: float, names: list[str], minutes: float = 10
+) -> Path:
+    """The first ``minutes`` of record 100 (MLII, V5) with its beat annotations, written at
+    ``fs`` Hz with leads renamed ``names``: how another database (INCART: 257 Hz, lead II)
+    presents the same heart."""
+    import wfdb
+    from scipy.signal import resample_poly
+
+    rec = wfdb.rdrecord(str(data_dir / "mitdb" / "100"), sampto=round(minutes * 60 * 360))
+    ann = wfdb.rdann(str(data_dir / "mitdb" / "100"), "atr", sampto=rec.sig_len - 1)
+    sig = rec.p_signal if fs == 360 else resample_poly(rec.p_signal, round(fs), 360, axis=0)
+    name = f"c{round(fs)}"
+    wfdb.wrsamp(name, fs=fs, units=rec.units, sig_name=names, p_signal=sig,
+                fmt=["16"] * rec.n_sig, write_dir=str(dest))  # fmt: skip
+    sample = np.round(ann.sample * fs / 360).astype(np.int64)
+    wfdb.wrann(name, "atr", sample, symbol=ann.symbol, fs=fs, write_dir=str(dest))
+    return dest / name
+
+
 def test_beats_train_predict_both_sources_and_export(
     data_dir: Path, tmp_path: Path, capsys
 ) -> None:
@@ -102,7 +122,53 @@ def test_beats_train_predict_both_sources_and_export(
     assert len(ref) > 2000 and ref.keys() <= pred.keys()
     assert max(abs(pred[k] - v) for k, v in ref.items()) < 1e-4
 
+    # ecg-score on the run's test records, at the annotated beats, gives back the run's own
+    # test confusion matrix; with --detect (XQRS) it matches detections to the reference
+    mit = data_dir / "mitdb"
+    js = tmp_path / "score.json"
+    argv = ["ecg-score", str(run), str(mit / "100"), str(mit / "105"), "--out", str(js),
+            "--n-bootstrap", "20"]  # fmt: skip
+    assert main(argv) == 0 and "2 records" in capsys.readouterr().out
+    scored = json.loads(js.read_text())
+    assert scored["aami"]["confusion_matrix"] == aami["confusion_matrix"]
+    assert scored["aami"]["n_groups"] == 2 and scored["beats_from"] == "annotations"
+    assert main([*argv[:3], "--detect", "--out", str(js), "--n-bootstrap", "20"]) == 0
+    det = json.loads(js.read_text())
+    d, cm = det["aami"]["detection"], np.array(det["aami"]["confusion_matrix"])
+    assert det["aami"]["class_names"][-1] == "none" and cm.shape == (6, 6)
+    assert cm[:, -1].sum() == d["missed"] and cm[-1].sum() == d["extra"]  # misses / extras
+    assert d["reference_beats"] > 2200 and d["Se"] > 0.99 and d["+P"] > 0.99  # XQRS on 100
+    assert det["per_record"]["100"]["S"]["reference"] == 33  # record 100's 33 APCs
+    # --lead picks another lead; a lead the record lacks is one line naming the header
+    assert main([*argv[:3], "--lead", "V5", "--out", str(js), "--n-bootstrap", "0"]) == 0
+    assert json.loads(js.read_text())["per_record"]["100"]["lead"] == "V5"
+    v5 = tmp_path / "100_v5.csv"
+    assert main(["predict", str(run), str(mit / "100"), "--lead", "V5", "--out", str(v5)]) == 0
+    assert {r["lead"] for r in _rows(v5)} == {"V5"}
+    capsys.readouterr()
+    assert main([*argv[:3], "--lead", "II", "--out", str(js)]) == 2
+    err = capsys.readouterr().err
+    assert "100.hea" in err and "'II'" in err and len(err.strip().splitlines()) == 1
+
+    # the same 10 minutes as another database would store them (257 Hz, lead "II"): with
+    # --lead II the run scores them as it scores the MIT-BIH copy, up to resampling
+    (tmp_path / "db").mkdir()
+    native = _resampled_copy(data_dir, tmp_path / "db", 360, ["MLII", "V5"])
+    other = _resampled_copy(data_dir, tmp_path / "db", 257, ["II", "V5"])
+    cms = []
+    for stem_, lead in ((native, "MLII"), (other, "II")):
+        argv = ["ecg-score", str(run), str(stem_), "--lead", lead, "--out", str(js),
+                "--n-bootstrap", "0"]  # fmt: skip
+        assert main(argv) == 0
+        cms.append(np.array(json.loads(js.read_text())["aami"]["confusion_matrix"]))
+    assert cms[0].sum() == cms[1].sum() > 700  # every annotated beat, at either rate
+    assert cms[1][1, 1] > 0  # its APCs are found at 257 Hz too
+    assert np.abs(cms[0] - cms[1]).sum() <= 0.02 * cms[0].sum()
+
     stem = _unannotated_copy(data_dir, tmp_path)
+    # scoring needs reference annotations: a record without them is refused
+    assert main(["ecg-score", str(run), str(stem), "--out", str(js)]) == 2
+    assert "r201" in capsys.readouterr().err
     out2 = tmp_path / "r201.csv"
     assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
     assert "beats from xqrs" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Command line: ``medtorch data | train | evaluate | predict | export | demo | models | recipes``.
+"""Command line: ``medtorch data | train | evaluate | predict | ecg-score | export | demo | models | recipes``.
 
 User mistakes print one line (``error: ...``) and exit with code 2; ``--debug`` shows the
 traceback instead.
@@ -83,6 +83,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="average the probabilities with these runs of the same recipe (e.g. other seeds)",
     )
+
+    pr.add_argument(
+        "--lead", help="WFDB record: the lead to read instead of the run's (e.g. II for INCART)"
+    )
+
+    sc = sub.add_parser(
+        "ecg-score",
+        help="score a heartbeat run on annotated WFDB records of any database (AAMI, by record)",
+    )
+    sc.add_argument("run_dir")
+    sc.add_argument("records", nargs="+", help="WFDB record paths (no extension) or folders")
+    sc.add_argument("--out", required=True, help="output JSON")
+    sc.add_argument(
+        "--detect",
+        action="store_true",
+        help="classify the beats XQRS finds, matched to the reference within --tolerance-s",
+    )
+    sc.add_argument("--tolerance-s", type=float, default=0.15, help="match window (EC57: 0.15)")
+    sc.add_argument("--lead", help="the records' lead to read instead of the run's")
+    sc.add_argument("--ensemble", nargs="+", default=[], metavar="RUN_DIR",
+                    help="average the probabilities with these runs of the same recipe")  # fmt: skip
+    sc.add_argument("--n-bootstrap", type=int, default=1000, help="record resamples for CIs")
 
     ex = sub.add_parser(
         "export", help="export a run's best model to ONNX and check it against PyTorch"
@@ -203,8 +225,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     af_run = Path(args.af_run) if args.af_run else None
     ensemble = [Path(r) for r in args.ensemble]
-    msg = predict_to_csv(Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble)
+    msg = predict_to_csv(
+        Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble, args.lead
+    )
     print(msg)
+    return 0
+
+
+def _cmd_ecg_score(args: argparse.Namespace) -> int:
+    import json
+
+    from medtorch.ecg.score import format_summary, score_records
+
+    runs = [Path(args.run_dir), *(Path(r) for r in args.ensemble)]
+    result = score_records(runs, args.records, args.detect, args.lead, args.tolerance_s,
+                           n_bootstrap=args.n_bootstrap)  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(format_summary(result))
+    print(f"wrote {out}")
     return 0
 
 
@@ -239,6 +279,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "ecg-score": _cmd_ecg_score,
     "export": _cmd_export,
     "demo": _cmd_demo,
     "models": _cmd_list,

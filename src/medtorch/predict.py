@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtorch.errors import ConfigError, DataError
+from medtorch.errors import ConfigError, DataError, fmt
 from medtorch.pipeline import load_normalizer, restore_model
 
 ECG_TASKS = ("mitdb_aami_beats", "mitdb_af_windows")
@@ -137,16 +137,21 @@ def predict_to_csv(
     out: Path,
     af_run: Path | None = None,
     ensemble: list[Path] | None = None,
+    lead: str | None = None,
 ) -> str:
     """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line.
 
     ``af_run``: an AF-window run used beside a heartbeat run on a WFDB record, so one call
     writes the beats and the AF episodes. ``ensemble``: more runs of the same recipe whose
-    probabilities are averaged with this one's (:class:`ProbabilityEnsemble`).
+    probabilities are averaged with this one's (:class:`ProbabilityEnsemble`). ``lead``:
+    for a WFDB record, the lead to read instead of the run's.
     """
     cfg, spec, model = restore_ensemble([Path(run_dir), *(ensemble or [])])
     norm = load_normalizer(run_dir)
     classes = spec["class_names"]
+    if lead is not None and cfg.task.name not in ECG_TASKS:
+        raise ConfigError(fmt("an ECG run with --lead", cfg.task.name, "--lead",
+                              "drop --lead; it picks a WFDB record's lead"))  # fmt: skip
     af = None
     if af_run is not None:
         if cfg.task.name != "mitdb_aami_beats":
@@ -164,7 +169,7 @@ def predict_to_csv(
     if cfg.task.name in ECG_TASKS:
         from medtorch.ecg.predict import predict_record_to_csv
 
-        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af)
+        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af, lead)
     if cfg.task.name.startswith("svmlight"):
         from medtorch.data.sources.svmlight import read_svmlight
 

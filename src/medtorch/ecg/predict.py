@@ -132,6 +132,9 @@ def predict_record(
     if model is not None:
         p = {**BEAT_DEFAULTS, **(task_params or {})}
         i, used = select_lead(rec.sig_names, str(p["lead"]))
+        if used != p["lead"]:
+            log.warning("%s: no lead %s (the run's), using %s; pass the matching lead",
+                        stem.name, p["lead"], used)  # fmt: skip
         raw = rec.signal[i]
         if max_duration_s is not None:
             raw = raw[: round(max_duration_s * rec.fs_hz)]
@@ -207,7 +210,10 @@ def predict_af(
     stem = None if hasattr(record, "signal") else _stem(record)
     rec = record if stem is None else read_record(stem)
     p = {**AF_DEFAULTS, **(task_params or {})}
-    i, _ = select_lead(rec.sig_names, str(p["lead"]))
+    i, used = select_lead(rec.sig_names, str(p["lead"]))
+    if used != p["lead"]:
+        log.warning("%s: no lead %s (the AF run's), using %s; pass the matching lead",
+                    rec.name, p["lead"], used)  # fmt: skip
     raw = rec.signal[i]
     if max_duration_s is not None:
         raw = raw[: round(max_duration_s * rec.fs_hz)]
@@ -281,6 +287,7 @@ def predict_record_to_csv(
     record: Path,
     out: Path,
     af: tuple[Any, torch.nn.Module, Any] | None = None,
+    lead: str | None = None,
 ) -> str:
     """``medtorch predict RUN_DIR RECORD --out FILE`` for the ECG tasks; returns a summary.
 
@@ -288,8 +295,10 @@ def predict_record_to_csv(
     beat; AF runs (``mitdb_af_windows``) one row per window plus ``<out>.episodes.csv``.
     ``af``: (config, model, normalizer) of an AF run used beside a beat run
     (``--af-run``); its episodes go to ``<out>.episodes.csv`` and it reuses the beats.
+    ``lead``: the record's lead to read instead of the run's (``--lead``; e.g. ``II`` for
+    an INCART record with a run trained on MIT-BIH MLII).
     """
-    params = dict(cfg.task.params)
+    params = dict(cfg.task.params) | ({"lead": lead} if lead else {})
     if cfg.task.name == "mitdb_af_windows":
         rows, episodes = predict_af(model, norm.transform, _stem(record), params)
         write_predictions_csv(out, rows)
@@ -300,6 +309,7 @@ def predict_record_to_csv(
     if af is not None:
         af_model, af_apply = af[1], af[2].transform
         af_params = {k: v for k, v in dict(af[0].task.params).items() if k in AF_DEFAULTS}
+        af_params |= {"lead": lead} if lead else {}
     rows, episodes = predict_record(model, norm.transform, record, params, af_model=af_model,
                                     af_normalizer_apply=af_apply, af_task_params=af_params,
                                     class_names=classes)  # fmt: skip
