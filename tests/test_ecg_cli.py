@@ -165,6 +165,40 @@ def test_beats_train_predict_both_sources_and_export(
     assert cms[1][1, 1] > 0  # its APCs are found at 257 Hz too
     assert np.abs(cms[0] - cms[1]).sum() <= 0.02 * cms[0].sum()
 
+    # messy records: a flat lead (its 2 annotated beats are missed, not dropped) and a
+    # record whose annotations mark no beat (nothing to score: one line, exit 2)
+    import wfdb
+
+    wfdb.wrsamp(
+        "flat",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=["MLII", "V5"],
+        p_signal=np.zeros((360 * 60, 2)),
+        fmt=["16", "16"],
+        write_dir=str(tmp_path),
+    )
+    wfdb.wrann(
+        "flat", "atr", np.array([3600, 7200]), symbol=["N", "N"], fs=360, write_dir=str(tmp_path)
+    )
+    wfdb.wrsamp(
+        "nobeats",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=["MLII", "V5"],
+        p_signal=np.zeros((360 * 60, 2)),
+        fmt=["16", "16"],
+        write_dir=str(tmp_path),
+    )
+    wfdb.wrann("nobeats", "atr", np.array([10]), symbol=["+"], aux_note=["(N"], fs=360,
+               write_dir=str(tmp_path))  # fmt: skip
+    argv = ["ecg-score", str(run), str(tmp_path / "flat"), "--detect", "--out", str(js)]
+    assert main(argv) == 0
+    d = json.loads(js.read_text())["aami"]["detection"]
+    assert (d["missed"], d["Se"], d["+P"]) == (2, 0.0, None)
+    assert main(["ecg-score", str(run), str(tmp_path / "nobeats"), "--out", str(js)]) == 2
+    assert "beat annotations to score" in capsys.readouterr().err
+
     stem = _unannotated_copy(data_dir, tmp_path)
     # scoring needs reference annotations: a record without them is refused
     assert main(["ecg-score", str(run), str(stem), "--out", str(js)]) == 2

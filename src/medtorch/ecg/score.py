@@ -25,6 +25,7 @@ training; beats whose window runs off the record's ends are left out in both mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from medtorch.ecg.predict import BEAT_DEFAULTS, predict_record
 from medtorch.errors import ConfigError, fmt
 from medtorch.metrics.aami import aami_report
 
+log = logging.getLogger("medtorch")
 NONE = "none"  # the class of a missed reference beat's prediction / an extra detection's truth
 EC57_TOLERANCE_S = 0.15
 
@@ -116,7 +118,8 @@ def _record_pairs(
     det_s = np.array([r["sample"] for r in rows], dtype=np.int64)
     # compare only where predict could classify: reference beats inside the detections' span
     # would otherwise count as missed although the window rule, not the detector, left them
-    inside = (ref_s >= det_s.min()) & (ref_s <= det_s.max()) if len(det_s) else ref_s < 0
+    # (no detection at all: every reference beat is missed)
+    inside = (ref_s >= det_s.min()) & (ref_s <= det_s.max()) if len(det_s) else ref_s >= 0
     ref_s, ref_c = ref_s[inside], [c for c, k in zip(ref_c, inside) if k]
     match = match_detections(ref_s, det_s, round(tolerance_s * rec.fs_hz))
     true = list(ref_c)
@@ -172,10 +175,15 @@ def score_records(
             k = classes.index(c) if c in classes else -1
             info[c] = {"reference": int((ta == k).sum()), "found": int(((ta == k) & (pa == k)).sum()),
                        "false": int(((ta != k) & (pa == k)).sum())}  # fmt: skip
+        if not (ta < len(classes)).any():
+            log.warning("%s: no beat annotations to score", stem.name)
         per_record[stem.name] = info
         y_true += t
         y_pred += p
         groups += [stem.name] * len(t)
+    if not y_true:
+        raise ConfigError(fmt("beat annotations to score", f"none in {len(stems)} record(s)",
+                              "RECORD", "pass records whose .atr files mark beats"))  # fmt: skip
     names = [*classes, NONE] if detect else classes
     report = aami_report(np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64),
                          names, groups=np.asarray(groups), n_bootstrap=n_bootstrap)  # fmt: skip
@@ -209,13 +217,16 @@ def format_summary(result: dict[str, Any]) -> str:
             return "n/a"
         return f"{100 * v:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
+    def num(v: float | None, scale: float = 1.0, digits: int = 3) -> str:
+        return "n/a" if v is None else f"{scale * v:.{digits}f}"
+
     lines = [f"{len(result['records'])} records, {a['n']} beats (from {result['beats_from']})"]
     for c, row in a["per_class"].items():
         lines.append(f"{c}: Se {pc(row['Se'])}  +P {pc(row['+P'])}  (n={row['support']})")
     lines.append(f"accuracy {pc(a['overall']['accuracy'])}, kappa "
-                 f"{a['overall']['cohen_kappa']['value']:.3f}")  # fmt: skip
+                 f"{num(a['overall']['cohen_kappa']['value'])}")  # fmt: skip
     if "detection" in a:
         d = a["detection"]
-        lines.append(f"beats detected: Se {100 * d['Se']:.2f}, +P {100 * d['+P']:.2f} "
+        lines.append(f"beats detected: Se {num(d['Se'], 100, 2)}, +P {num(d['+P'], 100, 2)} "
                      f"({d['missed']} missed, {d['extra']} extra)")  # fmt: skip
     return "\n".join(lines)
