@@ -1,14 +1,14 @@
-"""DS2 scored two ways per run: at the annotated beats, and at the beats XQRS finds.
+"""DS2 scored two ways per run: at the annotated beats, and at the beats a QRS detector finds.
 
     MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_detected_beats.py \\
         runs/mitdb_aami_resnet1d-s0-* runs/mitdb_aami_resnet1d-s1-* ... \\
-        --json benchmarks/results/ecg_detected_beats.json
+        [--detector gqrs|xqrs] --json benchmarks/results/ecg_detected_beats_gqrs.json
 
 The inter-patient literature (and the run's own test metrics) classifies each reference
 beat at its annotated R peak. A device has no annotations: it classifies the beats its
 QRS detector finds, whose positions differ by a few samples, with some beats missed and
 some extra, and its RR features come from those detections. ``medtorch ecg-score
---detect`` scores that (:mod:`medtorch.ecg.score`: EC57 matching within 150 ms; a missed
+--detect [--detector ...]`` scores that (:mod:`medtorch.ecg.score`: EC57 matching within 150 ms; a missed
 beat counts against its class's Se, an extra detection against the +P of the class it
 got). This script runs both modes for each run, checks that the annotated mode gives back
 each run's own test confusion matrix, and reports mean and sd over the runs (seeds).
@@ -37,16 +37,19 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--n-bootstrap", type=int, default=1000)
+    ap.add_argument("--detector", default="gqrs", choices=["gqrs", "xqrs"])
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     records = [mitdb_dir(resolve_data_dir(a.data_dir)) / r for r in DS2]
-    out: dict[str, Any] = {"records": list(DS2), "runs": {}, "summary": {}}
+    out: dict[str, Any] = {"records": list(DS2), "detector": a.detector, "runs": {},
+                           "summary": {}}  # fmt: skip
     t0 = time.perf_counter()
     for run in a.runs:
         own = json.loads((run / "metrics.json").read_text())["test"]["aami"]["confusion_matrix"]
         per_mode = {}
-        for mode, detect in (("annotations", False), ("xqrs", True)):
-            r = score_records([run], records, detect=detect, n_bootstrap=a.n_bootstrap)
+        for mode, detect in (("annotations", False), (a.detector, True)):
+            r = score_records([run], records, detect=detect, n_bootstrap=a.n_bootstrap,
+                              detector=a.detector)  # fmt: skip
             if not detect and r["aami"]["confusion_matrix"] != own:
                 raise SystemExit(f"{run}: annotated scoring differs from the run's test metrics")
             row = {k: v for k, v in aami_rows(r["aami"]).items() if k in KEYS}
@@ -60,7 +63,7 @@ def main() -> None:
             print(run.name, mode, {k: round(row[k], 2) for k in KEYS},
                   f"[{time.perf_counter() - t0:.0f} s]", flush=True)  # fmt: skip
         out["runs"][run.name] = per_mode
-    for mode in ("annotations", "xqrs"):
+    for mode in ("annotations", a.detector):
         out["summary"][mode] = {}
         for k in KEYS:
             v = np.array([out["runs"][r][mode][k] for r in out["runs"]], dtype=float)

@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--lead", help="WFDB record: the lead to read instead of the run's (e.g. II for INCART)"
     )
+    pr.add_argument("--detector", default="gqrs", choices=["gqrs", "xqrs"],
+                    help="QRS detector for a WFDB record without beat annotations (default gqrs)")  # fmt: skip
 
     sc = sub.add_parser(
         "ecg-score",
@@ -98,8 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--detect",
         action="store_true",
-        help="classify the beats XQRS finds, matched to the reference within --tolerance-s",
+        help="classify the beats the QRS detector finds, matched to the reference within "
+        "--tolerance-s",
     )
+    sc.add_argument("--detector", default="gqrs", choices=["gqrs", "xqrs"],
+                    help="QRS detector for --detect (default gqrs)")  # fmt: skip
     sc.add_argument("--tolerance-s", type=float, default=0.15, help="match window (EC57: 0.15)")
     sc.add_argument("--lead", help="the records' lead to read instead of the run's")
     sc.add_argument("--ensemble", nargs="+", default=[], metavar="RUN_DIR",
@@ -226,8 +231,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     af_run = Path(args.af_run) if args.af_run else None
     ensemble = [Path(r) for r in args.ensemble]
     msg = predict_to_csv(
-        Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble, args.lead
-    )
+        Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble, args.lead,
+        args.detector,
+    )  # fmt: skip
     print(msg)
     return 0
 
@@ -239,7 +245,7 @@ def _cmd_ecg_score(args: argparse.Namespace) -> int:
 
     runs = [Path(args.run_dir), *(Path(r) for r in args.ensemble)]
     result = score_records(runs, args.records, args.detect, args.lead, args.tolerance_s,
-                           n_bootstrap=args.n_bootstrap)  # fmt: skip
+                           n_bootstrap=args.n_bootstrap, detector=args.detector)  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -138,13 +138,15 @@ def predict_to_csv(
     af_run: Path | None = None,
     ensemble: list[Path] | None = None,
     lead: str | None = None,
+    detector: str = "gqrs",
 ) -> str:
     """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line.
 
     ``af_run``: an AF-window run used beside a heartbeat run on a WFDB record, so one call
     writes the beats and the AF episodes. ``ensemble``: more runs of the same recipe whose
     probabilities are averaged with this one's (:class:`ProbabilityEnsemble`). ``lead``:
-    for a WFDB record, the lead to read instead of the run's.
+    for a WFDB record, the lead to read instead of the run's; ``detector``: its QRS detector
+    where it has no beat annotations.
     """
     cfg, spec, model = restore_ensemble([Path(run_dir), *(ensemble or [])])
     norm = load_normalizer(run_dir)
@@ -169,7 +171,8 @@ def predict_to_csv(
     if cfg.task.name in ECG_TASKS:
         from medtorch.ecg.predict import predict_record_to_csv
 
-        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af, lead)
+        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af, lead,
+                                     detector)  # fmt: skip
     if cfg.task.name.startswith("svmlight"):
         from medtorch.data.sources.svmlight import read_svmlight
 

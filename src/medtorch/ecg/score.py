@@ -11,8 +11,8 @@ record's S and V counts. It serves two purposes a test split inside training can
   that matches the training lead (MIT-BIH MLII ~ INCART ``II``).
 - **the beats found by the QRS detector** (``--detect``). By default each reference beat is
   classified at its annotated position, as in the inter-patient literature. With
-  ``--detect`` the beats come from ``wfdb.processing.XQRS``, as they would on a record
-  without annotations; detections are matched one-to-one to reference beats within
+  ``--detect`` the beats come from the QRS detector ``medtorch predict`` uses on a record
+  without annotations (:data:`~medtorch.ecg.predict.DETECTORS`, ``--detector``); detections are matched one-to-one to reference beats within
   ``tolerance_s`` (150 ms, EC57) by ``wfdb.processing.compare_annotations``. A reference
   beat left unmatched is *missed* (it counts against its class's Se), a detection left
   unmatched is *extra* (it counts against the +P of the class it was given); both appear
@@ -100,13 +100,14 @@ def match_detections(ref_samples: np.ndarray, det_samples: np.ndarray, window: i
 
 def _record_pairs(
     model: Any, apply: Any, stem: Path, params: dict[str, Any], classes: Sequence[str],
-    detect: bool, tolerance_s: float, annotation_ext: str,
+    detect: bool, tolerance_s: float, annotation_ext: str, detector: str = "gqrs",
 ) -> tuple[list[int], list[int], dict[str, Any]]:  # fmt: skip
     """(true, predicted) class indices of one record's beats (``none``: len(classes))."""
     index = {c: i for i, c in enumerate(classes)}
     none = len(classes)
     rows, _ = predict_record(model, apply, stem, params, class_names=classes,
-                             use_annotations=not detect, annotation_ext=annotation_ext)  # fmt: skip
+                             use_annotations=not detect, annotation_ext=annotation_ext,
+                             detector=detector)  # fmt: skip
     pred = [index[r["predicted"]] for r in rows]
     info: dict[str, Any] = {"lead": rows[0]["lead"] if rows else None}
     if not detect:
@@ -140,6 +141,7 @@ def score_records(
     tolerance_s: float = EC57_TOLERANCE_S,
     annotation_ext: str = "atr",
     n_bootstrap: int = 1000,
+    detector: str = "gqrs",
 ) -> dict[str, Any]:
     """AAMI scores of a heartbeat run (several runs of one recipe: their mean probabilities)
     on annotated WFDB records; see the module docstring. Returns a JSON-ready dict."""
@@ -169,7 +171,7 @@ def score_records(
             raise ConfigError(fmt(f"lead {lead!r} in every record", list(names),
                                   f"{stem}.hea", "pass --lead with one of these"))  # fmt: skip
         t, p, info = _record_pairs(model, apply, stem, params, classes, detect, tolerance_s,
-                                   annotation_ext)  # fmt: skip
+                                   annotation_ext, detector)  # fmt: skip
         ta, pa = np.asarray(t), np.asarray(p)
         for c in ("S", "V"):
             k = classes.index(c) if c in classes else -1
@@ -198,7 +200,7 @@ def score_records(
                                "+P": (ref - missed) / det if det else None}  # fmt: skip
     return {
         "runs": [str(r) for r in run_dirs],
-        "beats_from": "xqrs" if detect else "annotations",
+        "beats_from": detector if detect else "annotations",
         "tolerance_s": tolerance_s if detect else None,
         "lead": params.get("lead", BEAT_DEFAULTS["lead"]),
         "records": [s.name for s in stems],
