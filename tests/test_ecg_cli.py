@@ -205,9 +205,11 @@ def test_beats_train_predict_both_sources_and_export(
     assert "r201" in capsys.readouterr().err
     out2 = tmp_path / "r201.csv"
     assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
-    assert "beats from xqrs" in capsys.readouterr().out
+    assert "beats from gqrs" in capsys.readouterr().out  # the default detector
     rows2 = _rows(out2)
-    assert 100 < len(rows2) < 400 and {r["source"] for r in rows2} == {"xqrs"}
+    assert 100 < len(rows2) < 400 and {r["source"] for r in rows2} == {"gqrs"}
+    assert main(["predict", str(run), str(stem), "--detector", "xqrs", "--out", str(out2)]) == 0
+    assert {r["source"] for r in _rows(out2)} == {"xqrs"}
 
     onnx = tmp_path / "model.onnx"
     argv = ["--data-dir", str(data_dir), "export", str(run), "--out", str(onnx), "--n-check", "64"]
@@ -235,7 +237,7 @@ def test_af_train_and_predict_windows(data_dir: Path, tmp_path: Path, capsys) ->
     [("mitdb_af_resnet1d", ["task.params.rr=true", "model.name=hannun_resnet1d_rr"], ["x", "rr"]),
      ("mitdb_af_rr_mlp", ["model.params={hidden: [8]}"], ["x"])],
 )  # fmt: skip
-def test_af_with_rr_features_predicts_from_annotations_or_xqrs(
+def test_af_with_rr_features_predicts_from_annotations_or_a_detector(
     data_dir: Path, tmp_path: Path, capsys, recipe: str, extra: list[str], inputs: list[str]
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", recipe,
@@ -255,10 +257,10 @@ def test_af_with_rr_features_predicts_from_annotations_or_xqrs(
     got = {f"{rec}:{round(float(r['start_s']) * 360)}": float(r["p_af"]) for r in rows}
     assert len(ref) == 180 and ref.keys() == got.keys()
     assert max(abs(got[k] - v) for k, v in ref.items()) < 1e-4
-    out2 = tmp_path / "af_xqrs.csv"
+    out2 = tmp_path / "af_detected.csv"
     stem = _unannotated_copy(data_dir, tmp_path)
     assert main(["predict", str(run), str(stem), "--out", str(out2)]) == 0
-    assert {r["beats_source"] for r in _rows(out2)} == {"xqrs"}
+    assert {r["beats_source"] for r in _rows(out2)} == {"gqrs"}
 
 
 def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Path, capsys) -> None:
