@@ -14,6 +14,7 @@ from torch import nn
 
 from medtorch.data.tasks.mitdb import BEAT_SYMBOLS
 from medtorch.ecg.predict import (
+    DETECTORS,
     detect_beats,
     merge_episodes,
     predict_record,
@@ -120,6 +121,7 @@ def test_detect_beats_bad_input() -> None:
         detect_beats(lead, 360.0)
     with pytest.raises(ConfigError, match="gqrs or xqrs"):
         detect_beats(np.zeros(10), 360.0, "pan_tompkins")
+    assert DETECTORS == ("gqrs", "xqrs")  # the CLI's --detector choices, written out there
 
 
 @pytest.mark.realdata

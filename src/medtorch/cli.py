@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--lead", help="WFDB record: the lead to read instead of the run's (e.g. II for INCART)"
     )
+    # the choices are medtorch.ecg.predict.DETECTORS (not imported here: it loads torch)
     pr.add_argument("--detector", default="gqrs", choices=["gqrs", "xqrs"],
                     help="QRS detector for a WFDB record without beat annotations (default gqrs)")  # fmt: skip
 

@@ -2,7 +2,8 @@
 
 Beats come from the record's reference annotations (``.atr``) when they exist, otherwise
 from a QRS detector (:data:`DETECTORS`: wfdb's gqrs, peak-corrected, or XQRS) run on the
-chosen lead at the record's rate; each row says which (``source``). Windows and RR features are built by the training code
+chosen lead at the record's rate; each row says which (``source``). Windows and RR features
+are built by the training code
 (:func:`medtorch.data.tasks.mitdb.beat_inputs`, :func:`~medtorch.data.tasks.mitdb.af_window_inputs`),
 so a model sees at inference exactly what it saw in training.
 
@@ -73,8 +74,11 @@ def predict_proba(
 DETECTORS = ("gqrs", "xqrs")
 
 
-def detect_beats(lead: np.ndarray, fs_hz: float, detector: str = "gqrs") -> np.ndarray:
-    """R-peak sample indices of one lead (mV) by :data:`DETECTORS` ``detector``.
+def detect_beats(
+    lead: np.ndarray, fs_hz: float, detector: str = "gqrs", where: str = "the lead"
+) -> np.ndarray:
+    """R-peak sample indices of one lead (mV) by :data:`DETECTORS` ``detector``; ``where``
+    names the lead in errors.
 
     >>> detect_beats(np.zeros(3600), 360.0).tolist()  # a flat lead has no beats
     []
@@ -85,7 +89,7 @@ def detect_beats(lead: np.ndarray, fs_hz: float, detector: str = "gqrs") -> np.n
         raise ConfigError(fmt(" or ".join(DETECTORS), detector, "--detector", "pick one"))
     sig = np.asarray(lead, dtype=np.float64)
     if not np.isfinite(sig).all():
-        raise ConfigError(fmt("a finite ECG lead", "NaN or inf samples", "the record's lead",
+        raise ConfigError(fmt("a finite ECG lead", "NaN or inf samples", where,
                               "fill or cut the gaps before detecting beats"))  # fmt: skip
     if len(sig) == 0 or not np.ptp(sig) > 0:
         return np.zeros(0, dtype=np.int64)
@@ -118,7 +122,7 @@ def _beats(
         ann = read_annotations(stem, ext, fs_hz=fs_in)
         keep = np.isin(ann.symbol, list(BEAT_SYMBOLS)) & (ann.sample < len(raw))
         return ann.sample[keep], ann.symbol[keep], "annotations"
-    samples = detect_beats(raw, fs_in, detector)
+    samples = detect_beats(raw, fs_in, detector, where=f"the lead of {stem}")
     return samples, np.full(len(samples), "", dtype=str), detector
 
 
@@ -271,7 +275,7 @@ def predict_af(
                 raise ConfigError(
                     f"expected the beats of record {rec.name} for an AF run trained with "
                     "task.params.rr=true, got a loaded record and beats=None; pass the "
-                    "record's path (its annotations or XQRS give the beats) or beats="
+                    "record's path (its annotations or the QRS detector give the beats) or beats="
                 )
             samples, _, source = _beats(stem, raw, rec.fs_hz, use_annotations, annotation_ext,
                                         detector)  # fmt: skip
