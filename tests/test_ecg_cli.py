@@ -169,29 +169,17 @@ def test_beats_train_predict_both_sources_and_export(
     # record whose annotations mark no beat (nothing to score: one line, exit 2)
     import wfdb
 
-    wfdb.wrsamp(
-        "flat",
-        fs=360,
-        units=["mV", "mV"],
-        sig_name=["MLII", "V5"],
-        p_signal=np.zeros((360 * 60, 2)),
-        fmt=["16", "16"],
-        write_dir=str(tmp_path),
-    )
-    wfdb.wrann(
-        "flat", "atr", np.array([3600, 7200]), symbol=["N", "N"], fs=360, write_dir=str(tmp_path)
-    )
-    wfdb.wrsamp(
-        "nobeats",
-        fs=360,
-        units=["mV", "mV"],
-        sig_name=["MLII", "V5"],
-        p_signal=np.zeros((360 * 60, 2)),
-        fmt=["16", "16"],
-        write_dir=str(tmp_path),
-    )
-    wfdb.wrann("nobeats", "atr", np.array([10]), symbol=["+"], aux_note=["(N"], fs=360,
-               write_dir=str(tmp_path))  # fmt: skip
+    for name, sample, symbol in (("flat", [3600, 7200], ["N", "N"]), ("nobeats", [10], ["+"])):
+        wfdb.wrsamp(
+            name,
+            fs=360,
+            units=["mV", "mV"],
+            sig_name=["MLII", "V5"],
+            p_signal=np.zeros((360 * 60, 2)),
+            fmt=["16", "16"],
+            write_dir=str(tmp_path),
+        )
+        wfdb.wrann(name, "atr", np.array(sample), symbol=symbol, fs=360, write_dir=str(tmp_path))  # fmt: skip
     argv = ["ecg-score", str(run), str(tmp_path / "flat"), "--detect", "--out", str(js)]
     assert main(argv) == 0
     d = json.loads(js.read_text())["aami"]["detection"]
