@@ -16,6 +16,10 @@
     imports included). Medians over ``--repeats``; the first call of each back end is an
     untimed warm-up.
 
+(c) **QRS detection** on the same records, for records without beat annotations: each of
+    ``medtorch.ecg.predict.DETECTORS`` on the whole MLII lead, median of ``--repeats``;
+    beats found and times faster than real time. Runs without ``--run`` too.
+
     .venv/bin/python benchmarks/bench_ecg.py --run runs/mitdb_aami_resnet1d-<time>
     .venv/bin/python benchmarks/bench_ecg.py --run RUN --quick      # 1 repeat, record 100 only
 """
@@ -165,6 +169,24 @@ def bench_predict(
     return out
 
 
+def bench_detectors(mitdb: Path, records: list[str], repeats: int) -> dict[str, Any]:
+    from medtorch.data.sources.wfdb_reader import read_record
+    from medtorch.data.tasks.mitdb import select_lead
+    from medtorch.ecg.predict import DETECTORS, detect_beats
+
+    out: dict[str, Any] = {}
+    for r in records:
+        rec = read_record(mitdb / r)
+        lead = rec.signal[select_lead(rec.sig_names, "MLII")[0]]
+        duration = len(lead) / rec.fs_hz
+        for d in DETECTORS:
+            n = len(detect_beats(lead, rec.fs_hz, d))
+            med, times = _median_time(lambda: detect_beats(lead, rec.fs_hz, d), repeats)  # noqa: B023
+            out[f"{r}/{d}"] = {"beats": n, "seconds": round(med, 3), "times": times,
+                               "x_real_time": round(duration / med, 1)}  # fmt: skip
+    return out
+
+
 def _bench_cli(run_dir: Path, stem: Path, repeats: int, duration_s: float) -> dict[str, Any]:
     """Wall time of ``medtorch predict RUN RECORD --out FILE`` (start-up and imports included)."""
     exe = Path(sys.executable).with_name("medtorch")
@@ -216,6 +238,8 @@ def main() -> None:
     if a.run:
         report["predict"] = bench_predict(a.run, mitdb, records, repeats, a.threads)
         print("predict:", json.dumps(report["predict"], indent=1))
+    report["detectors"] = bench_detectors(mitdb, records, repeats)
+    print("QRS detection:", json.dumps(report["detectors"], indent=1))
     report["machine"]["load_avg_at_end"] = os.getloadavg()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2, default=float))
