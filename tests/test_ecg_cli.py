@@ -290,8 +290,20 @@ def test_predict_ensemble_averages_seed_probabilities(data_dir: Path, tmp_path: 
     ens = np.array([float(r["p_V"]) for r in _rows(both)])
     assert not np.allclose(single[0], single[1], atol=1e-4)  # two different members
     np.testing.assert_allclose(ens, (single[0] + single[1]) / 2, atol=2e-6)
+    # ecg-score --ensemble scores the same averaged labels
+    js = tmp_path / "ens.json"
+    argv = ["ecg-score", str(runs[0]), rec, "--ensemble", str(runs[1]), "--out", str(js),
+            "--n-bootstrap", "0"]  # fmt: skip
+    assert main(argv) == 0
+    scored = json.loads(js.read_text())
+    names = scored["aami"]["class_names"]
+    cm = np.zeros((len(names), len(names)), int)
+    for r in _rows(both):
+        cm[names.index(r["ref_class"]), names.index(r["predicted"])] += 1
+    assert len(scored["runs"]) == 2 and scored["aami"]["confusion_matrix"] == cm.tolist()
     # members must share the task: the AF recipe's run is refused with a one-line error
     af = _train(data_dir, tmp_path / "af", "mitdb_af_rr_mlp",
                 "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
                 "model.params={hidden: [8]}")  # fmt: skip
     assert main(["predict", str(runs[0]), rec, "--out", str(both), "--ensemble", str(af)]) == 2
+    assert main(["ecg-score", str(af), rec, "--out", str(js)]) == 2  # not a heartbeat run
