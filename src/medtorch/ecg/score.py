@@ -117,10 +117,11 @@ def _record_pairs(
     beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
     ref_s, ref_c = ann.sample[beat], [index[AAMI_MAP[s]] for s in ann.symbol[beat]]
     det_s = np.array([r["sample"] for r in rows], dtype=np.int64)
-    # compare only where predict could classify: reference beats inside the detections' span
-    # would otherwise count as missed although the window rule, not the detector, left them
-    # (no detection at all: every reference beat is missed)
-    inside = (ref_s >= det_s.min()) & (ref_s <= det_s.max()) if len(det_s) else ref_s >= 0
+    # compare only beats whose window lies inside the record, as predict classifies only
+    # those: a reference beat at the very edge is not one the detector missed
+    before_s, after_s = (float(v) for v in params.get("window_s", BEAT_DEFAULTS["window_s"]))
+    t = ref_s / rec.fs_hz
+    inside = (t >= before_s) & (t + after_s <= rec.signal.shape[-1] / rec.fs_hz)
     ref_s, ref_c = ref_s[inside], [c for c, k in zip(ref_c, inside) if k]
     match = match_detections(ref_s, det_s, round(tolerance_s * rec.fs_hz))
     true = list(ref_c)
