@@ -702,7 +702,7 @@ def mitdb_af_windows(
 
     ``rr=True`` adds the input ``rr`` (N, 8), the window's RR-rhythm features
     (:func:`af_rr_features`) from the reference beat annotations; ``medtorch predict``
-    takes the beats from the record's annotations too, or finds them with XQRS.
+    takes the beats from the record's annotations too, or finds them with a QRS detector.
     ``waveform=False`` (with ``rr=True``) leaves the signal out: ``x`` is then the (N, 8)
     RR features alone, for a feature model such as ``mlp``.
 
