@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ecg_rr_gate_cv import MORPH_GATE_COLS, gate_predict, recipe_beats, scores  # same folder
+from ecg_rr_gate_cv import MORPH_GATE_COLS, gate_predict, loro_predict, recipe_beats, scores
 from medtorch.data.tasks.mitdb import DS1, PATIENT_RR_FEATURES, RR_SEQUENCE_BEATS
 
 WEIGHT = 10.0
@@ -53,11 +51,7 @@ def main() -> None:
     predict = gate_predict("trees", WEIGHT)
     rows = []
     for name, cols in candidates().items():
-        f = beats["rr"][keep][:, cols]
-        pred = np.zeros(len(s), bool)
-        for r in DS1:
-            te = rec == r
-            pred[te] = predict(f[~te], s[~te], f[te])
+        pred = loro_predict(predict, beats["rr"][keep][:, cols], s, rec)
         per_record = {r: {"S": int(s[rec == r].sum()), "found": int((s & pred)[rec == r].sum()),
                           "false": int((~s & pred)[rec == r].sum())} for r in DS1}  # fmt: skip
         row = {"features": name, "columns": cols, **scores(s, pred), "per_record": per_record}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ecg_rr_gate_cv import gate_predict, recipe_beats, scores  # same folder
+from ecg_rr_gate_cv import gate_predict, loro_predict, recipe_beats, scores  # same folder
 from medtorch.data.tasks.mitdb import (
     DS1,
     MORPH_FEATURES,
@@ -79,10 +79,7 @@ def main() -> None:
     rows = []
     for name, f in cands.items():
         t1 = time.perf_counter()
-        pred = np.zeros(len(s), bool)
-        for r in DS1:
-            te = rec == r
-            pred[te] = predict(f[~te], s[~te], f[te])
+        pred = loro_predict(predict, f, s, rec)
         row = {"features": name, "n_features": f.shape[1], **scores(s, pred)}
         rows.append(row)
         print(row, f"[{time.perf_counter() - t1:.0f} s]", flush=True)
