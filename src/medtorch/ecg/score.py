@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from medtorch.data.sources.wfdb_reader import read_annotations, read_record
+from medtorch.data.sources.wfdb_reader import read_annotations, read_header
 from medtorch.data.tasks.mitdb import AAMI_MAP, BEAT_SYMBOLS
 from medtorch.ecg.predict import BEAT_DEFAULTS, predict_record
 from medtorch.errors import ConfigError, fmt
@@ -100,9 +100,11 @@ def match_detections(ref_samples: np.ndarray, det_samples: np.ndarray, window: i
 
 def _record_pairs(
     model: Any, apply: Any, stem: Path, params: dict[str, Any], classes: Sequence[str],
-    detect: bool, tolerance_s: float, annotation_ext: str, detector: str = "gqrs",
+    detect: bool, tolerance_s: float, annotation_ext: str, detector: str,
+    fs_hz: float, n_samples: int,
 ) -> tuple[list[int], list[int], dict[str, Any]]:  # fmt: skip
-    """(true, predicted) class indices of one record's beats (``none``: len(classes))."""
+    """(true, predicted) class indices of one record's beats (``none``: len(classes));
+    ``fs_hz`` and ``n_samples`` from its header."""
     index = {c: i for i, c in enumerate(classes)}
     none = len(classes)
     rows, _ = predict_record(model, apply, stem, params, class_names=classes,
@@ -112,18 +114,17 @@ def _record_pairs(
     info: dict[str, Any] = {"lead": rows[0]["lead"] if rows else None}
     if not detect:
         return [index[r["ref_class"]] for r in rows], pred, info
-    rec = read_record(stem)
-    ann = read_annotations(stem, annotation_ext, fs_hz=rec.fs_hz)
+    ann = read_annotations(stem, annotation_ext, fs_hz=fs_hz)
     beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
     ref_s, ref_c = ann.sample[beat], [index[AAMI_MAP[s]] for s in ann.symbol[beat]]
     det_s = np.array([r["sample"] for r in rows], dtype=np.int64)
     # compare only beats whose window lies inside the record, as predict classifies only
     # those: a reference beat at the very edge is not one the detector missed
     before_s, after_s = (float(v) for v in params.get("window_s", BEAT_DEFAULTS["window_s"]))
-    t = ref_s / rec.fs_hz
-    inside = (t >= before_s) & (t + after_s <= rec.signal.shape[-1] / rec.fs_hz)
+    t = ref_s / fs_hz
+    inside = (t >= before_s) & (t + after_s <= n_samples / fs_hz)
     ref_s, ref_c = ref_s[inside], [c for c, k in zip(ref_c, inside) if k]
-    match = match_detections(ref_s, det_s, round(tolerance_s * rec.fs_hz))
+    match = match_detections(ref_s, det_s, round(tolerance_s * fs_hz))
     true = list(ref_c)
     got = [pred[j] if j >= 0 else none for j in match]
     extra = np.setdiff1d(np.arange(len(det_s)), match[match >= 0])
@@ -168,11 +169,12 @@ def score_records(
     groups: list[str] = []
     per_record: dict[str, Any] = {}
     for stem in stems:
-        if lead is not None and lead not in (names := read_record(stem).sig_names):
-            raise ConfigError(fmt(f"lead {lead!r} in every record", list(names),
+        header, fs_hz = read_header(stem)  # the samples are read once, by predict
+        if lead is not None and lead not in (names := list(header.sig_name)):
+            raise ConfigError(fmt(f"lead {lead!r} in every record", names,
                                   f"{stem}.hea", "pass --lead with one of these"))  # fmt: skip
         t, p, info = _record_pairs(model, apply, stem, params, classes, detect, tolerance_s,
-                                   annotation_ext, detector)  # fmt: skip
+                                   annotation_ext, detector, fs_hz, int(header.sig_len))  # fmt: skip
         ta, pa = np.asarray(t), np.asarray(p)
         for c in ("S", "V"):
             k = classes.index(c) if c in classes else -1

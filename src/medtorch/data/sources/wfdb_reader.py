@@ -153,18 +153,10 @@ def _select(names: list[str], channels: Sequence[str | int] | None, where: str) 
     return idx
 
 
-def read_record(
-    path_stem: Path | str,
-    channels: Sequence[str | int] | None = None,
-    target_fs_hz: float | None = None,
-    verify_checksum: bool = True,
-) -> Record:
-    """Read a WFDB record (``path_stem`` without extension) in physical units.
-
-    Reads the digital samples once (fast) and converts them with ``(d - baseline) / gain``.
-    ``channels``: signal names or indices (default: all). ``target_fs_hz``: resample with
-    :func:`medtorch.data.signal.resample`. Any inconsistency raises ``RecordError``.
-    """
+def read_header(path_stem: Path | str) -> tuple[wfdb.Record, float]:
+    """The header of a single-segment WFDB record and its checked sampling rate (Hz),
+    without reading the samples (``sig_name``, ``sig_len``, ...). Any inconsistency
+    raises ``RecordError``."""
     path_stem = Path(path_stem)
     hea = _header_path(path_stem)
     if not hea.is_file():
@@ -185,6 +177,23 @@ def read_record(
             f"expected a single-segment record, got {header.n_seg} segments in {hea}; "
             "read the segments one by one"
         )
+    return header, fs_hz
+
+
+def read_record(
+    path_stem: Path | str,
+    channels: Sequence[str | int] | None = None,
+    target_fs_hz: float | None = None,
+    verify_checksum: bool = True,
+) -> Record:
+    """Read a WFDB record (``path_stem`` without extension) in physical units.
+
+    Reads the digital samples once (fast) and converts them with ``(d - baseline) / gain``.
+    ``channels``: signal names or indices (default: all). ``target_fs_hz``: resample with
+    :func:`medtorch.data.signal.resample`. Any inconsistency raises ``RecordError``.
+    """
+    path_stem = Path(path_stem)
+    header, fs_hz = read_header(path_stem)
     _check_file_sizes(path_stem, header)
     try:
         rec = wfdb.rdrecord(str(path_stem), physical=False)
