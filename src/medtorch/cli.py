@@ -192,6 +192,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _summary(run_dir: Path) -> None:
     import json
 
+    from medtorch.train import distributed
+
+    if not distributed.current().main:  # under torchrun, rank 0 wrote the run and prints it
+        return
+
     m = json.loads((run_dir / "metrics.json").read_text())
     overall = m["test"]["overall"]
     parts = []

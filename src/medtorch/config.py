@@ -139,6 +139,11 @@ class TrainerConfig(_Section):
         "auto",
         description="CPU convolution kernels (oneDNN or native); auto: native for tiny convolutions",
     )
+    sync_batchnorm: bool = Field(
+        False,
+        description="under torchrun on GPUs: batch-norm statistics over the global batch "
+        "(SyncBatchNorm); false keeps per-process statistics",
+    )
     after_training_on: Literal["train", "train+valid"] = Field(
         "train",
         description="the split(s) a model's second stage is fitted on after training (e.g. the "

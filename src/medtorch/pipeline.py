@@ -159,40 +159,44 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
     return out
 
 
-def _set_up(cfg: RunConfig, run_dir: Path, ddir: Path | None) -> tuple[Prepared, Any, Any]:
-    """Prepare the data, write the run's setup files and build the model and its trainer."""
+def _set_up(
+    cfg: RunConfig, run_dir: Path, ddir: Path | None, write: bool = True
+) -> tuple[Prepared, Any, Any]:
+    """Prepare the data, write the run's setup files (``write``: this process writes) and
+    build the model and its trainer."""
     import torch
 
     from medtorch.train.trainer import Trainer
 
-    dump_config(cfg, run_dir / "config.yaml")
+    if write:
+        dump_config(cfg, run_dir / "config.yaml")
     prep = prepare(cfg, ddir)
-    write_split(run_dir / "splits.json", prep.split_info)
-    _json(
-        run_dir / "cohort.json",
-        {
-            **prep.dataset.meta.get("cohort", {}),
-            "task": cfg.task.name,
-            "source": prep.dataset.meta.get("source"),
-            "group_unit": prep.dataset.meta.get("group_unit"),
-        },
-    )
-    _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
-    if note := prep.split_info.get("leakage_note"):
-        (log.info if prep.split_info.get("grouped") else log.warning)(note)
-
     train = prep.parts["train"]
     hints = shape_hints(train)
-    _json(
-        run_dir / "model.json",
-        {
-            "name": cfg.model.name,
-            "params": cfg.model.params,
-            "hints": hints,
-            "class_names": train.class_names,
-            "inputs": list(train.inputs),
-        },
-    )
+    if write:
+        write_split(run_dir / "splits.json", prep.split_info)
+        _json(
+            run_dir / "cohort.json",
+            {
+                **prep.dataset.meta.get("cohort", {}),
+                "task": cfg.task.name,
+                "source": prep.dataset.meta.get("source"),
+                "group_unit": prep.dataset.meta.get("group_unit"),
+            },
+        )
+        _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
+        _json(
+            run_dir / "model.json",
+            {
+                "name": cfg.model.name,
+                "params": cfg.model.params,
+                "hints": hints,
+                "class_names": train.class_names,
+                "inputs": list(train.inputs),
+            },
+        )
+    if note := prep.split_info.get("leakage_note"):
+        (log.info if prep.split_info.get("grouped") else log.warning)(note)
     torch.manual_seed(cfg.trainer.seed)  # the initial weights are part of the seeded run
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
     trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
@@ -207,8 +211,15 @@ def train_run(
     resume_dir: Path | None = None,
     bundled: bool = False,
 ) -> Path:
-    """Train one recipe and write a complete run folder; returns its path."""
+    """Train one recipe and write a complete run folder; returns its path.
+
+    Under ``torchrun`` every process calls this: all train (data parallel), rank 0 alone
+    writes the folder and scores the run, the others return once training ends.
+    """
+    from medtorch.train import distributed
+
     t0 = time.perf_counter()
+    info = distributed.setup(cfg.trainer.device)
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         if not (run_dir / "checkpoints" / "last.pt").is_file():
@@ -216,18 +227,24 @@ def train_run(
                 f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
                 "pass a folder written by `medtorch train`"
             )
-    else:
-        run_dir = new_run_dir(Path(out), cfg.name)
+    else:  # one new folder, named by rank 0
+        run_dir = Path(
+            distributed.broadcast(str(new_run_dir(Path(out), cfg.name)) if info.main else "")
+        )
     try:
-        prep, model, trainer = _set_up(cfg, run_dir, task_data_dir(cfg, data_dir, bundled))
+        prep, model, trainer = _set_up(
+            cfg, run_dir, task_data_dir(cfg, data_dir, bundled), write=info.main
+        )
     except BaseException:
         # nothing trained yet: a new folder holds only what setup wrote, so it goes (a
         # resumed one keeps its checkpoints)
-        if resume_dir is None:
+        if resume_dir is None and info.main:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
     trainer.fit(train, valid, resume=resume_dir is not None)
+    if not info.main:
+        return run_dir
     on = {"train": train, "valid": valid}
     stage2 = fit_after_training(
         model, {k: on[k] for k in cfg.trainer.after_training_on.split("+")}, run_dir

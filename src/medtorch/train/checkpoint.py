@@ -18,6 +18,8 @@ Layout (``format`` 1)::
     schedule_steps              scheduler steps of the whole run (resume checks it)
     history                     list of per-epoch dicts (see ``HISTORY_COLUMNS``)
     rng                         {"python", "numpy", "torch", "cuda", "shuffle"}
+    rng_ranks                   under torchrun: every process's ``rng``, rank order (else None)
+    world_size                  processes that trained it (1 without torchrun; absent before DDP)
     monitor, monitor_mode       the metric and its direction ("min" / "max")
     class_names                 list[str]
     config                      {"optim": OptimConfig dump, "trainer": TrainerConfig dump}

@@ -11,9 +11,11 @@ Read :meth:`Trainer.fit` top to bottom; it is the whole loop. Design choices:
   boolean inputs (masks) stay bool; labels are int64.
 - The model returns logits; the loss is cross-entropy (with ``trainer.class_weights``).
   The same weighted loss is reported for the training and the validation set.
-- The model is wrapped for the forward pass in exactly one place (:meth:`Trainer._wrap`);
-  distributed data parallel (DDP) goes there, with a ``DistributedSampler``-like split of the
-  index tensor in :meth:`Trainer._epoch_order`. Checkpoints always hold the unwrapped model.
+- Several processes launched by ``torchrun`` train one model with distributed data parallel
+  (:mod:`medtorch.train.distributed`): the model is wrapped for the training forward pass in
+  exactly one place (:meth:`Trainer._wrap`), each rank takes its share of every global batch
+  of the shared epoch order, and rank 0 validates, decides and writes. Validation,
+  prediction and checkpoints always use the unwrapped model.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, DataError, SplitError, fmt
 from medtorch.train import checkpoint as ckpt
+from medtorch.train import distributed
 from medtorch.train.augment import augment_signals
 from medtorch.train.parts import (
     HISTORY_COLUMNS,
@@ -103,7 +106,10 @@ class Trainer:
                     "give one float per class, or none / balanced",
                 )
             )
+        self.dist = distributed.setup(trainer.device)
         self.device = select_device(trainer.device)
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         self.model = model.to(self.device)
         self._net = self._wrap(self.model)
         use_amp = trainer.amp and self.device.type == "cuda"
@@ -131,8 +137,9 @@ class Trainer:
         )  # CPU, so the batch order does not depend on the device
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        """The single place where the model gets wrapped for the forward pass (DDP goes here)."""
-        return model
+        """The single place where the model gets wrapped for the training forward pass:
+        DistributedDataParallel under torchrun, else the model itself."""
+        return distributed.wrap(model, self.device, self.cfg.sync_batchnorm)
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -176,11 +183,31 @@ class Trainer:
         net.train(was_training)
         return torch.cat(out) if out else torch.empty(0, len(self.class_names), device=self.device)
 
+    def _valid_row(
+        self,
+        valid: ArrayDataset | None,
+        vxs: list[torch.Tensor] | None,
+        vy: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> dict[str, float]:
+        """The validation columns of one history row (NaN without a validation set)."""
+        if valid is None or vxs is None or vy is None:
+            return dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan)
+        vlogits = self._logits(self.model, vxs)  # (Nv, K), never through the DDP wrapper
+        proba = torch.softmax(vlogits.double(), 1).cpu().numpy()
+        return {
+            "valid_loss": F.cross_entropy(vlogits, vy, weight=weight).item(),
+            **valid_metrics(valid.y, proba),
+        }
+
     def _seed(self) -> None:
+        """Seed every RNG: the epoch order from ``seed`` (shared by all processes), dropout and
+        augmentation from ``seed + rank`` (each process its own stream; rank 0 = one process)."""
         seed = self.cfg.seed
-        random.seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code draws from it)
-        torch.manual_seed(seed)
+        own = seed + self.dist.rank
+        random.seed(own)
+        np.random.seed(own % 2**32)  # noqa: NPY002 (third-party code draws from it)
+        torch.manual_seed(own)
         self.shuffle_gen.manual_seed(seed)
         if self.device.type == "cuda":
             os.environ.setdefault(
@@ -190,8 +217,14 @@ class Trainer:
         torch.use_deterministic_algorithms(self.cfg.deterministic, warn_only=True)
 
     def _state(
-        self, epoch: int, since_best: int, schedule_steps: int, scaler: Any
+        self,
+        epoch: int,
+        since_best: int,
+        schedule_steps: int,
+        scaler: Any,
+        rngs: list[dict[str, Any]],
     ) -> dict[str, Any]:
+        """The checkpoint dict; ``rngs``: every process's RNG state, rank order."""
         assert self.optimizer is not None
         return {
             "format": ckpt.CHECKPOINT_FORMAT,
@@ -208,7 +241,9 @@ class Trainer:
             "cpu_mkldnn": self.cpu_mkldnn,
             "cpu_threads": self.cpu_threads,
             "history": self.history,
-            "rng": ckpt.rng_state(self.shuffle_gen),
+            "rng": rngs[0],
+            "rng_ranks": rngs if len(rngs) > 1 else None,
+            "world_size": self.dist.world,
             "monitor": self.monitor,
             "monitor_mode": self.mode,
             "class_names": self.class_names,
@@ -307,7 +342,10 @@ class Trainer:
             )
 
         # data -> tensors, once (the fast path: batches are index slices of these)
-        n, bs = len(train), cfg.batch_size
+        n, bs = len(train), cfg.batch_size  # bs: the global batch, split across processes
+        rank, world = self.dist.rank, self.dist.world
+        distributed.check_batch_size(bs, world)
+        n_epoch = n + (-n % world)  # rows per epoch, padded to divide across the processes
         xs, y = self._tensors(train), to_tensor(train.y, self.device)
         vxs = self._tensors(valid) if valid is not None else None
         vy = to_tensor(valid.y, self.device) if valid is not None else None
@@ -322,7 +360,7 @@ class Trainer:
             counts = np.bincount(train.y, minlength=len(self.class_names))
             sample_w = torch.as_tensor(1.0 / counts[train.y], dtype=torch.float64)
 
-        steps_per_epoch = math.ceil(n / bs)
+        steps_per_epoch = math.ceil(n_epoch / bs)
         self.optimizer = opt = build_optimizer(self.model.parameters(), self.optim_cfg)
         self.scheduler = sched = build_scheduler(
             opt, self.optim_cfg, cfg.max_epochs, steps_per_epoch, mode
@@ -355,7 +393,7 @@ class Trainer:
         else:
             idx = torch.arange(min(bs, n))
             self.cpu_mkldnn, self.cpu_threads = pick_cpu_kernels(
-                cfg.cpu_conv, cfg.num_threads, self.device, net, [x[idx] for x in xs]
+                cfg.cpu_conv, cfg.num_threads, self.device, self.model, [x[idx] for x in xs]
             )
         if self.device.type == "cpu":
             torch.set_num_threads(self.cpu_threads)
@@ -370,16 +408,22 @@ class Trainer:
             for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
                 t0 = time.perf_counter()
                 net.train()
-                order = self._epoch_order(y, sample_w)
+                order = distributed.pad_order(self._epoch_order(y, sample_w), world)
                 loss_sum = torch.zeros((), device=self.device)
                 bar = tqdm(
                     total=steps_per_epoch,
                     desc=f"epoch {epoch}/{cfg.max_epochs}",
                     leave=False,
-                    disable=not (cfg.progress and sys.stdout.isatty() and sys.stderr.isatty()),
+                    disable=not (
+                        cfg.progress
+                        and self.dist.main
+                        and sys.stdout.isatty()
+                        and sys.stderr.isatty()
+                    ),
                 )
-                for step, s in enumerate(range(0, n, bs)):
-                    idx = order[s : s + bs]
+                for step, s in enumerate(range(0, n_epoch, bs)):
+                    gidx = order[s : s + bs]  # the global batch
+                    idx = distributed.shard_batch(gidx, rank, world)  # this process's rows
                     with self._autocast():
                         batch = [x[idx] for x in xs]
                         if augment:
@@ -394,7 +438,9 @@ class Trainer:
                                     "set the model's n_classes to the number of classes",
                                 )
                             )
-                        loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
+                        loss = distributed.global_batch_loss(
+                            logits.float(), y[idx], y[gidx], weight, world
+                        )
                     for p in params:  # zero_grad(set_to_none=True) without its overhead
                         p.grad = None
                     if scaler is not None:
@@ -411,7 +457,7 @@ class Trainer:
                         opt_step()
                     if self.optim_cfg.scheduler == "onecycle":
                         sched.step()
-                    loss_sum.add_(loss.detach(), alpha=len(idx))
+                    loss_sum.add_(loss.detach(), alpha=len(gidx) / world)
                     if not bar.disable:
                         bar.update()
                         if step % 20 == 0:  # .item() syncs the device; only for the live display
@@ -423,15 +469,11 @@ class Trainer:
                 train_time = time.perf_counter() - t0
                 lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
 
-                row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n}
-                if vxs is not None and vy is not None and valid is not None:
-                    vlogits = self._logits(net, vxs)  # (Nv, K)
-                    row["valid_loss"] = F.cross_entropy(vlogits, vy, weight=weight).item()
-                    row.update(
-                        valid_metrics(valid.y, torch.softmax(vlogits.double(), 1).cpu().numpy())
-                    )
-                else:
-                    row.update(dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan))
+                loss_sum = distributed.all_reduce_sum(loss_sum)
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n_epoch}
+                if self.dist.main:  # rank 0 validates; its row, so every decision, is broadcast
+                    row.update(self._valid_row(valid, vxs, vy, weight))
+                row = distributed.broadcast(row)
                 score = row[self.monitor]
                 if self.optim_cfg.scheduler == "cosine":
                     sched.step()
@@ -457,11 +499,14 @@ class Trainer:
                 self.history.append(row)
 
                 if self.checkpoint_dir is not None:
-                    self._write_history()
-                    last = self.checkpoint_dir / "last.pt"
-                    ckpt.save_atomic(self._state(epoch, since_best, schedule_steps, scaler), last)
-                    if improved:
-                        ckpt.copy_atomic(last, self.checkpoint_dir / "best.pt")
+                    rngs = distributed.gather(ckpt.rng_state(self.shuffle_gen))
+                    if self.dist.main:
+                        self._write_history()
+                        last = self.checkpoint_dir / "last.pt"
+                        state = self._state(epoch, since_best, schedule_steps, scaler, rngs)
+                        ckpt.save_atomic(state, last)
+                        if improved:
+                            ckpt.copy_atomic(last, self.checkpoint_dir / "best.pt")
                 elif improved:
                     self._best_state = {
                         k: v.detach().to("cpu", copy=True)
@@ -494,6 +539,7 @@ class Trainer:
                         self.best_epoch,
                     )
                     break
+        distributed.barrier()  # rank 0's last checkpoint is written before any process returns
         return self.history
 
     def _resume(self, schedule_steps: int, scaler: Any) -> tuple[int, int]:
@@ -521,6 +567,16 @@ class Trainer:
                     "resume with the run's max_epochs, batch_size and training set",
                 )
             )
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world:
+            raise ConfigError(
+                fmt(
+                    f"the {saved_world} process(es) the run was trained with",
+                    self.dist.world,
+                    "the number of processes (torchrun --nproc-per-node)",
+                    f"resume with {saved_world} process(es) for an exact continuation",
+                )
+            )
         assert self.optimizer is not None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -528,7 +584,8 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state["scaler"] is not None:
             scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"], self.shuffle_gen)
+        own_rng = state["rng_ranks"][self.dist.rank] if self.dist.active else state["rng"]
+        ckpt.set_rng_state(own_rng, self.shuffle_gen)
         self.history = list(state["history"])
         self.best_epoch, self.best_score = state["best_epoch"], state["best_score"]
         self.stopped_early = bool(state["stopped_early"])
@@ -574,7 +631,7 @@ class Trainer:
                         "use best, last, None or an existing .pt path",
                     )
                 )
-        net = self._net
+        net = self.model  # never the DDP wrapper: prediction may run on rank 0 alone
         if state is not None:
             net = copy.deepcopy(self.model)
             net.load_state_dict(state)
