@@ -5,6 +5,12 @@
 ``data/checksums/<name>.sha256`` (``<sha256>  <size>  <relative path>`` per line); the
 MIT-BIH list is PhysioNet's own ``SHA256SUMS.txt`` for the files we use.
 
+Databases kept only for external validation (INCART, SVDB) have no list in the package: no
+copy was at hand to take sizes and hashes from. Their entry names the publisher's checksum
+list instead (``manifest_url``); ``fetch`` saves it as ``<folder>/SHA256SUMS.txt`` first,
+takes the files from it and checks each download against it, and ``verify`` checks against
+that saved copy. The list itself is trusted as served (over HTTPS) on first fetch.
+
 >>> get_dataset("mitdb").folder
 'mitdb'
 """
@@ -27,6 +33,7 @@ from medtorch.data.paths import dataset_dir
 from medtorch.errors import DataError
 
 _CHUNK = 1 << 20
+MANIFEST = "SHA256SUMS.txt"  # the publisher's checksum list, saved beside the data
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class FileSpec:
 
     path: str
     sha256: str
-    size: int
+    size: int  # bytes; -1: not known (files listed by a publisher's checksum list)
     url: str | None = None
     content_sha256: str | None = None
     zip_member: str | None = None
@@ -58,6 +65,8 @@ class DatasetInfo:
     files: tuple[FileSpec, ...] = field(repr=False)
     bundled: bool = False
     manual_download: str = ""  # how to get it when there is no public URL
+    manifest_url: str | None = None  # the publisher's sha256sum list; files come from it
+    size_note: str = ""  # the size, in words, when the files are not listed in the package
 
     @property
     def citation(self) -> str:
@@ -112,6 +121,32 @@ _MIMIC3_CONTENT = {
     "SERVICES": "ffae77146a38473e444818e40831bcb10a5e4c84ff0d51d58198696f916cfbca",
     "TRANSFERS": "e06f089e5e3b5fca9cb95575d036167aed33a6313f1f2f7634ce728c39b901ee",
 }
+
+
+def _parse_manifest(text: str, base_url: str) -> tuple[FileSpec, ...]:
+    """``sha256sum`` lines (``<digest>  <path>``, ``*`` binary marker allowed) -> FileSpecs."""
+    out = []
+    for line in text.splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            continue
+        path = parts[1].lstrip("*")
+        if path != MANIFEST and not path.endswith("/") and ".." not in Path(path).parts:
+            out.append(FileSpec(path, parts[0].lower(), -1, base_url + path))
+    return tuple(out)
+
+
+def dataset_files(info: DatasetInfo, data_dir: Path | str | None) -> tuple[FileSpec, ...]:
+    """The files of ``info``: the package's list, or the publisher's list saved under
+    ``data_dir`` (none before the first fetch)."""
+    if info.manifest_url is None:
+        return info.files
+    if data_dir is None:
+        return ()
+    manifest = dataset_dir(data_dir, info.folder) / MANIFEST
+    if not manifest.is_file():
+        return ()
+    return _parse_manifest(manifest.read_text(), info.manifest_url.rsplit("/", 1)[0] + "/")
 
 
 def _files(name: str) -> tuple[FileSpec, ...]:
@@ -228,6 +263,42 @@ def _registry() -> dict[str, DatasetInfo]:
             "official metadata rows, built as its SOURCE.md describes; download HAM10000 "
             "from the Dataverse, rebuild the subset that way",
         ),
+        # external validation of the MIT-BIH heartbeat recipes (never trained on)
+        DatasetInfo(
+            "incartdb",
+            "incartdb",
+            "St Petersburg INCART 12-lead Arrhythmia Database 1.0.0",
+            "75 half-hour 12-lead Holter excerpts from 32 patients (257 Hz) with reference "
+            "beat annotations (over 175,000 beats); external test set for the MIT-BIH recipes",
+            "ODC-By 1.0 (PhysioNet)",
+            (
+                "Tihonenko V, Khaustov A, Ivanov S, Rivin A, Yakushenko E. St Petersburg INCART "
+                "12-lead Arrhythmia Database (version 1.0.0). PhysioNet (2008)",
+                "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
+            ),
+            "https://physionet.org/content/incartdb/1.0.0/",
+            (),
+            manifest_url="https://physionet.org/files/incartdb/1.0.0/SHA256SUMS.txt",
+            size_note="about 0.8 GB (75 records x 12 leads x 30 min at 257 Hz)",
+        ),
+        DatasetInfo(
+            "svdb",
+            "svdb",
+            "MIT-BIH Supraventricular Arrhythmia Database 1.0.0",
+            "78 half-hour two-lead ECG records (128 Hz) rich in supraventricular ectopy, with "
+            "reference beat annotations; external test set for the MIT-BIH recipes",
+            "ODC-By 1.0 (PhysioNet)",
+            (
+                "Greenwald SD, Patil RS, Mark RG. Improved detection and classification of "
+                "arrhythmias in noise-stressed electrocardiograms using neural networks. "
+                "Computers in Cardiology 17:461-464 (1990)",
+                "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
+            ),
+            "https://physionet.org/content/svdb/1.0.0/",
+            (),
+            manifest_url="https://physionet.org/files/svdb/1.0.0/SHA256SUMS.txt",
+            size_note="about 55 MB (78 records x 2 leads x 30 min at 128 Hz)",
+        ),
     ]
     return {d.name: d for d in infos}
 
@@ -269,22 +340,23 @@ def _sha256(path: Path, gunzip: bool = False) -> str:
 def dataset_status(name: str, data_dir: Path | str | None) -> str:
     """ "present", "missing", "bundled" or "partial (n of m files)" (existence only)."""
     info = get_dataset(name)
+    files = dataset_files(info, data_dir)
     n = 0
     if data_dir is not None:
         folder = dataset_dir(data_dir, info.folder)
-        n = sum((folder / f.path).is_file() for f in info.files)
-    if n == len(info.files):
+        n = sum((folder / f.path).is_file() for f in files)
+    if files and n == len(files):
         return "present"
     if n == 0:
         return "bundled" if bundled_path(name) is not None else "missing"
-    return f"partial ({n} of {len(info.files)} files)"
+    return f"partial ({n} of {len(files)} files)"
 
 
 def _check(spec: FileSpec, path: Path) -> tuple[bool, str]:
     if not path.is_file():
         return False, "missing"
     size = path.stat().st_size
-    if size == spec.size and _sha256(path) == spec.sha256:
+    if spec.size in (-1, size) and _sha256(path) == spec.sha256:
         return True, "ok"
     if spec.content_sha256 and path.suffix == ".gz":  # re-compressed copy of the same content
         try:
@@ -292,7 +364,7 @@ def _check(spec: FileSpec, path: Path) -> tuple[bool, str]:
                 return True, "ok (same content, compressed differently)"
         except (OSError, EOFError):
             pass
-    if size != spec.size:
+    if spec.size not in (-1, size):
         return False, f"size {size} bytes, expected {spec.size}"
     return False, f"sha256 mismatch (expected {spec.sha256[:12]}...)"
 
@@ -304,7 +376,10 @@ def verify(name: str, data_dir: Path | str) -> list[tuple[str, bool, str]]:
     """
     info = get_dataset(name)
     folder = dataset_dir(data_dir, info.folder)
-    return [(spec.path, *_check(spec, folder / spec.path)) for spec in info.files]
+    files = dataset_files(info, data_dir)
+    if info.manifest_url is not None and not files:
+        return [(MANIFEST, False, f"missing: `medtorch data fetch {name}` saves the publisher's")]
+    return [(spec.path, *_check(spec, folder / spec.path)) for spec in files]
 
 
 def _where(info: DatasetInfo, data_dir: Path | str) -> str:
@@ -334,7 +409,18 @@ def fetch(name: str, data_dir: Path | str, timeout_s: float = 30) -> list[str]:
     """
     info = get_dataset(name)
     folder = dataset_dir(data_dir, info.folder)
-    todo = [spec for spec in info.files if not _check(spec, folder / spec.path)[0]]
+    if info.manifest_url is not None and not (folder / MANIFEST).is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        _download(info.manifest_url, folder / MANIFEST, timeout_s, name, str(folder))
+        if not dataset_files(info, data_dir):
+            (folder / MANIFEST).unlink()
+            raise DataError(
+                f"expected sha256sum lines, got none in {info.manifest_url} fetching {name}; "
+                f"the publisher's list moved or changed format: see {info.homepage}"
+            )
+    todo = [
+        spec for spec in dataset_files(info, data_dir) if not _check(spec, folder / spec.path)[0]
+    ]
     if todo and any(spec.url is None for spec in todo):
         raise DataError(
             f"expected a public download for {name}, got none in the registry; "
@@ -369,7 +455,7 @@ def fetch(name: str, data_dir: Path | str, timeout_s: float = 30) -> list[str]:
         ok, reason = _check(spec, dest)
         if not ok:
             dest.unlink(missing_ok=True)
-            raise DataError(
+            raise DataError(  # the sha256 is the package's, or the publisher's list's
                 f"expected sha256 {spec.sha256[:12]}... for {spec.path}, got {reason} "
                 f"from {spec.url} fetching {name}; the download is corrupt or the "
                 f"publisher changed the file: retry, or place it by hand in {folder}"
@@ -398,7 +484,7 @@ def format_list(data_dir: Path | str | None) -> str:
             (
                 d.name,
                 d.title,
-                _human(d.size),
+                d.size_note.split(" (")[0] if d.manifest_url else _human(d.size),
                 d.licence.split(" (")[0],
                 cite,
                 dataset_status(d.name, data_dir),
@@ -415,19 +501,29 @@ def format_info(name: str, data_dir: Path | str | None) -> str:
     d = get_dataset(name)
     where = _where(d, data_dir) if data_dir is not None else f"<data dir>/{d.folder}"
     status = dataset_status(name, data_dir)
+    files = dataset_files(d, data_dir)
+    size = (
+        f"{d.size_note}; files and sha256 from the publisher's list ({d.manifest_url})"
+        if d.manifest_url
+        else f"{_human(d.size)} in {len(files)} files"
+    )
     lines = [
         f"{d.name}: {d.title}",
         f"  what:      {d.description}",
         f"  licence:   {d.licence}",
         *[f"  cite:      {c}" for c in d.citations],
         f"  homepage:  {d.homepage}",
-        f"  size:      {_human(d.size)} in {len(d.files)} files",
+        f"  size:      {size}",
         f"  status:    {status}",
         f"  folder:    {where}",
     ]
     if d.bundled:
         lines.append("  bundled:   a copy ships inside the package and loads with no data dir")
-    if d.urls:
+    if d.manifest_url:
+        lines.append(
+            f"  fetch:     medtorch data fetch {d.name}  (downloads the list, then each file)"
+        )
+    elif d.urls:
         shown = d.urls if len(d.urls) <= 3 else [*d.urls[:2], f"... ({len(d.urls)} URLs)"]
         lines += [f"  download:  {u}" for u in shown]
         lines.append(
@@ -437,11 +533,12 @@ def format_info(name: str, data_dir: Path | str | None) -> str:
         lines.append(f"  download:  {d.manual_download}; place the files in {where}")
     folder = dataset_dir(data_dir, d.folder) if data_dir is not None else None
     lines.append("  files:")
-    for spec in d.files[:50]:
+    for spec in files[:50]:
         present = folder is not None and (folder / spec.path).is_file()
-        lines.append(
-            f"    {spec.path:<32} {_human(spec.size):>9}  {'present' if present else 'missing'}"
-        )
-    if len(d.files) > 50:
-        lines.append(f"    ... and {len(d.files) - 50} more (medtorch data verify {d.name})")
+        shown_size = _human(spec.size) if spec.size >= 0 else "?"
+        lines.append(f"    {spec.path:<32} {shown_size:>9}  {'present' if present else 'missing'}")
+    if len(files) > 50:
+        lines.append(f"    ... and {len(files) - 50} more (medtorch data verify {d.name})")
+    if not files:
+        lines.append(f"    (listed by the publisher; run medtorch data fetch {d.name})")
     return "\n".join(lines)
