@@ -98,11 +98,14 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
 
 
 def shape_hints(ds: ArrayDataset) -> dict[str, int]:
-    """Shapes a model factory may need: n_inputs (features or channels), n_times, n_rr."""
+    """Shapes a model factory may need: n_inputs (features or channels), n_times, n_rr,
+    image_size (the shorter side of (N, C, H, W) images)."""
     x = ds.inputs["x"]
     hints = {"n_inputs": int(x.shape[1])}
     if x.ndim == 3:
         hints["n_times"] = int(x.shape[2])
+    if x.ndim == 4:
+        hints["image_size"] = int(min(x.shape[2], x.shape[3]))
     if "rr" in ds.inputs:
         hints["n_rr"] = int(ds.inputs["rr"].shape[1])
     return hints
@@ -146,6 +149,19 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
         ci_level=cfg.eval.ci_level,
         seed=cfg.eval.seed,
     )
+    if ordinal := ds.meta.get("ordinal"):  # graded labels, e.g. diabetic retinopathy 0-4
+        from medtorch.metrics.ordinal import ordinal_report
+
+        out["ordinal"] = ordinal_report(
+            ds.y,
+            proba,
+            ds.class_names,
+            referable_from=int(ordinal["referable_from"]),
+            groups=groups,
+            n_bootstrap=cfg.eval.n_bootstrap,
+            ci_level=cfg.eval.ci_level,
+            seed=cfg.eval.seed,
+        )
     if cfg.task.name in ECG_BEAT_TASKS:
         out["aami"] = aami_report(
             ds.y,

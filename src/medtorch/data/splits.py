@@ -236,6 +236,8 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
             grouped = True
             audit = "passed"
             note = f"{cfg.method} split by rows, but no {unit} has rows in two partitions (audited)"
+    if caveat := ds.meta.get("split_caveat"):  # what the data cannot tell, e.g. no patient ids
+        note = f"{note}; {caveat}"
     partitions = {}
     for name in PARTS:
         sub = split[name]

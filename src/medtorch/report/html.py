@@ -197,6 +197,8 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             parts.append(_table(["class", "support", *keys], rows))
         if isinstance(m.get("aami"), dict):
             parts.append(_aami_section(part, m["aami"]))
+        if isinstance(m.get("ordinal"), dict):
+            parts.append(_ordinal_section(part, m["ordinal"]))
     stage2 = metrics.get("after_training")
     if isinstance(stage2, dict):
         counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
@@ -229,6 +231,17 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
             f"fitted on {e(counts)}.{e(threshold)} The metrics above include it.{e(caveat)}</p>"
         )
     return "".join(parts)
+
+
+def _ordinal_section(part: str, ordinal: dict[str, Any]) -> str:
+    """Graded labels: quadratic kappa, grade error, and the referable / not decision."""
+    rows = [[e(k), _cell(v)] for k, v in ordinal.items() if isinstance(v, dict)]
+    return (
+        f"<h3>{e(part)}: ordinal grade</h3>"
+        f'<p class="meta">referable = {e(str(ordinal.get("referable", "")))}; CI method: '
+        f"{e(str(ordinal.get('ci_method', 'not recorded')))}</p>"
+        + _table(["metric", "value (CI)"], rows)
+    )
 
 
 def _aami_section(part: str, aami: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Tasks: source files -> ArrayDataset. Importing this package registers every task."""
 
-from medtorch.data.tasks import seizure, svmlight
+from medtorch.data.tasks import images, seizure, svmlight
 from medtorch.data.tasks.registry import build_task, list_tasks, register_task
 
 try:  # the ECG tasks live in their own module, added separately
@@ -10,4 +10,4 @@ except ModuleNotFoundError as exc:  # only when that module itself is absent
         raise
     mitdb = None  # type: ignore[assignment]
 
-__all__ = ["build_task", "list_tasks", "mitdb", "register_task", "seizure", "svmlight"]
+__all__ = ["build_task", "images", "list_tasks", "mitdb", "register_task", "seizure", "svmlight"]
