@@ -49,3 +49,20 @@ def test_same_seed_same_augmentation() -> None:
     b = augment_signals(x, cfg)
     c = augment_signals(x, cfg)  # the RNG moved on: a different draw
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_dihedral_maps_each_image_to_one_of_its_eight_symmetries() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(200, 3, 5, 5)
+    out = augment_signals(x, AugmentConfig(dihedral=True))
+    assert out.shape == x.shape
+    seen = set()
+    for a, b in zip(x, out):
+        views = [a, a.flip(-1), a.flip(-2), a.flip(-1).flip(-2)]
+        views += [v.transpose(-1, -2) for v in views]
+        hits = [k for k, v in enumerate(views) if torch.equal(v, b)]
+        assert len(hits) == 1  # one symmetry, not a blend (random images have no symmetry)
+        seen.add(hits[0])
+    assert seen == set(range(8))  # all eight occur in 200 draws
+    signals = torch.randn(4, 2, 30)
+    assert augment_signals(signals, AugmentConfig(dihedral=True)) is signals  # images only

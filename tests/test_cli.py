@@ -300,3 +300,17 @@ def test_probability_ensemble_is_the_mean_of_member_probabilities() -> None:
     ens = ProbabilityEnsemble(members)
     mean_p = torch.stack([torch.softmax(m(x), 1) for m in members]).mean(0)
     torch.testing.assert_close(torch.softmax(ens(x), 1).float(), mean_p)
+
+
+def test_every_recipe_is_a_valid_config() -> None:
+    """A typo in a shipped recipe fails here, not in a user's first run."""
+    from medtorch.config import load_config
+    from medtorch.data.splits import list_protocols
+    from medtorch.data.tasks import list_tasks
+    from medtorch.models import list_models
+    from medtorch.recipes import list_recipes
+
+    for name in list_recipes():
+        cfg = load_config(name)
+        assert cfg.task.name in list_tasks() and cfg.model.name in list_models(), name
+        assert cfg.split.method != "protocol" or cfg.split.protocol in list_protocols(), name

@@ -13,9 +13,9 @@ from torch import nn
 
 from medtorch.config import SplitConfig
 from medtorch.data.splits import describe_split, make_split
-from medtorch.data.tasks.images import read_medmnist_npz, retinamnist_grade
+from medtorch.data.tasks.images import ham10000_dx, read_medmnist_npz, retinamnist_grade
 from medtorch.errors import ConfigError, DataError, MedtorchError
-from medtorch.metrics.ordinal import ordinal_report
+from medtorch.metrics.ordinal import decision_report, ordinal_report
 from medtorch.models import create_model
 
 OFFICIAL = SplitConfig(method="protocol", protocol="medmnist_official")
@@ -136,3 +136,67 @@ def test_ordinal_report_matches_sklearn() -> None:
     assert grouped["ci_method"].startswith("bootstrap over groups")
     with pytest.raises(ValueError, match="referable_from"):
         ordinal_report(y, p, names, referable_from=5, n_bootstrap=0)
+
+
+def test_decision_report_sums_the_positive_classes() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 400)
+    p = rng.dirichlet(np.ones(7), 400) * 0.5 + 0.5 * np.eye(7)[y]
+    pos = [0, 1, 4]
+    r = decision_report(y, p, list("abcdefg"), positive=pos, name="malignant", n_bootstrap=100)
+    truth, score = np.isin(y, pos), p[:, pos].sum(1)
+    assert r["malignant_auroc"]["value"] == pytest.approx(skm.roc_auc_score(truth, score))
+    assert r["malignant_sensitivity"]["value"] == pytest.approx((score[truth] >= 0.5).mean())
+    assert r["decision"] == "malignant = a or b or e; called at P >= 0.5"
+    with pytest.raises(ValueError, match="positive classes"):
+        decision_report(y, p, list("abcdefg"), positive=list(range(7)), n_bootstrap=0)
+
+
+@pytest.mark.realdata
+def test_ham10000_grouped_by_lesion(data_dir: Path) -> None:
+    ds = ham10000_dx(data_dir, image_size=32)
+    assert ds.inputs["x"].shape == (5366, 3, 32, 32)
+    # the subset's SOURCE.md table
+    assert ds.class_counts() == {"akiec": 277, "bcc": 431, "bkl": 941, "df": 101, "mel": 951,
+                                 "nv": 2546, "vasc": 119}  # fmt: skip
+    assert len(np.unique(ds.groups)) == 3789 and ds.meta["group_unit"] == "lesion"
+    split = make_split(ds, SplitConfig(method="by_lesion", ratios=(0.7, 0.15, 0.15)))
+    info = describe_split(ds, split, SplitConfig(method="by_lesion", ratios=(0.7, 0.15, 0.15)))
+    assert info["leakage_audit"] == "passed" and all(v == 0 for v in info["group_overlap"].values())
+    binary = ham10000_dx(data_dir, image_size=16, target="malignant")
+    assert binary.class_counts() == {"benign": 3707, "malignant": 277 + 431 + 951}
+
+
+def _ham_folder(tmp_path: Path, rows: list[str], images: list[str]) -> Path:
+    from PIL import Image
+
+    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
+    for name in images:
+        Image.new("RGB", (8, 8), (120, 60, 30)).save(tmp_path / "images" / f"{name}.jpg")
+    header = "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+    (tmp_path / "metadata.csv").write_text(header + "".join(r + "\n" for r in rows))
+    return tmp_path
+
+
+def test_bad_ham10000_metadata_names_line_and_field(tmp_path: Path) -> None:
+    ok = ["HAM_1,ISIC_1,mel,histo,50,male,back", "HAM_1,ISIC_2,mel,histo,50,male,back"]
+    ds = ham10000_dx(
+        None, path=str(_ham_folder(tmp_path / "a", ok, ["ISIC_1", "ISIC_2"])), image_size=4
+    )
+    assert ds.inputs["x"].shape == (2, 3, 4, 4) and ds.groups.tolist() == ["HAM_1", "HAM_1"]
+    cases = [
+        (["HAM_1,ISIC_1,melanoma,histo,50,male,back"], r"dx in .*got 'melanoma' in .*line 2 field dx"),
+        ([",ISIC_1,mel,histo,50,male,back"], r"lesion_id .*line 2 field lesion_id"),
+        ([ok[0], "HAM_2,ISIC_9,nv,histo,50,male,back"], r"images/ISIC_9\.jpg missing.*line 3 field image_id"),
+    ]  # fmt: skip
+    for i, (rows, pattern) in enumerate(cases):
+        folder = _ham_folder(tmp_path / f"c{i}", rows, ["ISIC_1"])
+        with pytest.raises(DataError, match=pattern) as err:
+            ham10000_dx(None, path=str(folder))
+        assert "\n" not in str(err.value)
+    folder = _ham_folder(tmp_path / "d", ok, ["ISIC_1", "ISIC_2"])
+    (folder / "images" / "ISIC_2.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"readable JPEG.*ISIC_2\.jpg"):
+        ham10000_dx(None, path=str(folder))
+    with pytest.raises(DataError, match=r"task\.params\.target"):
+        ham10000_dx(None, path=str(folder), target="mel")

@@ -96,18 +96,29 @@ class OptimConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    """Training-time signal augmentation (inputs (N, C, T) only); all off by default."""
+    """Training-time augmentation of signals (N, C, T) and images (N, C, H, W); all off by
+    default."""
 
     reverse_time: bool = False
     flip_sign: bool = False
     gain: float = Field(0.0, ge=0, lt=1, description="random gain in [1 - gain, 1 + gain]")
     time_shift: int = Field(0, ge=0, description="circular shift of up to this many samples")
     noise_std: float = Field(0.0, ge=0, description="Gaussian noise, x sample sd")
+    dihedral: bool = Field(
+        False,
+        description="images: random horizontal / vertical flips and transposition (the 8 "
+        "symmetries of a square), for orientation-free images such as dermoscopy",
+    )
 
     @property
     def enabled(self) -> bool:
         return bool(
-            self.reverse_time or self.flip_sign or self.gain or self.time_shift or self.noise_std
+            self.reverse_time
+            or self.flip_sign
+            or self.gain
+            or self.time_shift
+            or self.noise_std
+            or self.dihedral
         )
 
 

@@ -162,6 +162,20 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
             ci_level=cfg.eval.ci_level,
             seed=cfg.eval.seed,
         )
+    if decision := ds.meta.get("decision"):  # the yes/no call a multi-class model serves
+        from medtorch.metrics.ordinal import decision_report
+
+        out["decision"] = decision_report(
+            ds.y,
+            proba,
+            ds.class_names,
+            positive=list(decision["positive"]),
+            name=str(decision["name"]),
+            groups=groups,
+            n_bootstrap=cfg.eval.n_bootstrap,
+            ci_level=cfg.eval.ci_level,
+            seed=cfg.eval.seed,
+        )
     if cfg.task.name in ECG_BEAT_TASKS:
         out["aami"] = aami_report(
             ds.y,

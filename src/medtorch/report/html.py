@@ -198,7 +198,9 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
         if isinstance(m.get("aami"), dict):
             parts.append(_aami_section(part, m["aami"]))
         if isinstance(m.get("ordinal"), dict):
-            parts.append(_ordinal_section(part, m["ordinal"]))
+            parts.append(_ordinal_section(part, m["ordinal"], "ordinal grade", "referable"))
+        if isinstance(m.get("decision"), dict):
+            parts.append(_ordinal_section(part, m["decision"], "clinical decision", "decision"))
     stage2 = metrics.get("after_training")
     if isinstance(stage2, dict):
         counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
@@ -233,13 +235,13 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
     return "".join(parts)
 
 
-def _ordinal_section(part: str, ordinal: dict[str, Any]) -> str:
-    """Graded labels: quadratic kappa, grade error, and the referable / not decision."""
-    rows = [[e(k), _cell(v)] for k, v in ordinal.items() if isinstance(v, dict)]
+def _ordinal_section(part: str, report: dict[str, Any], title: str, key: str) -> str:
+    """Graded labels (kappa, grade error, referable) or a yes/no decision from the classes."""
+    rows = [[e(k), _cell(v)] for k, v in report.items() if isinstance(v, dict)]
     return (
-        f"<h3>{e(part)}: ordinal grade</h3>"
-        f'<p class="meta">referable = {e(str(ordinal.get("referable", "")))}; CI method: '
-        f"{e(str(ordinal.get('ci_method', 'not recorded')))}</p>"
+        f"<h3>{e(part)}: {e(title)}</h3>"
+        f'<p class="meta">{e(key)}: {e(str(report.get(key, "")))}; CI method: '
+        f"{e(str(report.get('ci_method', 'not recorded')))}</p>"
         + _table(["metric", "value (CI)"], rows)
     )
 

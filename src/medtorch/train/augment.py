@@ -1,4 +1,5 @@
-"""Batch-level augmentation of signals (N, C, T) on the trainer's fast path.
+"""Batch-level augmentation of signals (N, C, T) and images (N, C, H, W) on the trainer's
+fast path.
 
 Applied to the main input ``x`` of training batches only, as a few vectorised tensor ops
 (no per-sample Python), drawing from torch's global RNG so checkpoints resume exactly.
@@ -18,6 +19,8 @@ def augment_signals(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     >>> augment_signals(torch.ones(2, 1, 4), AugmentConfig()).shape
     torch.Size([2, 1, 4])
     """
+    if x.ndim == 4 and cfg.dihedral:
+        return augment_dihedral(x)
     if x.ndim != 3 or not cfg.enabled:
         return x
     n, device = x.shape[0], x.device
@@ -38,4 +41,22 @@ def augment_signals(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
     if cfg.noise_std > 0:  # relative to each sample's own standard deviation
         sd = x.std(dim=-1, keepdim=True)
         x = x + torch.randn_like(x) * sd * cfg.noise_std
+    return x
+
+
+def augment_dihedral(x: torch.Tensor) -> torch.Tensor:
+    """Each image of a (N, C, H, W) batch under a random symmetry of the square: flipped
+    left-right and / or top-bottom with probability 1/2 each, and (square images only)
+    transposed with probability 1/2.
+
+    >>> augment_dihedral(torch.ones(2, 3, 4, 4)).shape
+    torch.Size([2, 3, 4, 4])
+    """
+    n, device = x.shape[0], x.device
+    for dims in ((-1,), (-2,)):
+        pick = torch.rand(n, device=device) < 0.5
+        x = torch.where(pick[:, None, None, None], x.flip(dims), x)
+    if x.shape[-1] == x.shape[-2]:
+        pick = torch.rand(n, device=device) < 0.5
+        x = torch.where(pick[:, None, None, None], x.transpose(-1, -2), x)
     return x

@@ -130,3 +130,122 @@ def medmnist_official(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarra
         )
     official = np.asarray(official)
     return {p: np.flatnonzero(official == p) for p in MEDMNIST_PARTS}
+
+
+# ---- HAM10000: dermoscopy (Esteva et al. 2017, at small scale) ---------------------------
+
+HAM_DX = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+HAM_MALIGNANT = ("akiec", "bcc", "mel")  # (pre)malignant: actinic keratosis/Bowen's, BCC, melanoma
+HAM_COLUMNS = ("lesion_id", "image_id", "dx")
+
+
+def read_ham10000(folder: Path) -> list[dict[str, str]]:
+    """Rows of ``metadata.csv`` (official HAM10000 columns), each with an existing image.
+
+    One-line DataErrors name the file, the row and the field: missing columns, an unknown
+    ``dx``, an empty ``lesion_id``, a missing image file.
+    """
+    import csv
+
+    meta = folder / "metadata.csv"
+    if not meta.is_file():
+        raise DataError(fmt("metadata.csv", str(meta), "the ham10000_subset folder",
+                            "run `medtorch data info ham10000_subset` for its files"))  # fmt: skip
+    with meta.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in HAM_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(fmt(f"columns {list(HAM_COLUMNS)}", reader.fieldnames, str(meta),
+                                f"add column {missing[0]} (the official HAM10000 metadata has it)"))  # fmt: skip
+        rows = list(reader)
+    for i, r in enumerate(rows, start=2):  # line numbers as an editor shows them
+        if r["dx"] not in HAM_DX:
+            raise DataError(fmt(f"dx in {HAM_DX}", r["dx"], f"{meta} line {i} field dx",
+                                "fix the row or drop it"))  # fmt: skip
+        if not r["lesion_id"].strip():
+            raise DataError(fmt("a lesion_id (the split unit)", "an empty value",
+                                f"{meta} line {i} field lesion_id", "fill it or drop the row"))  # fmt: skip
+        if not (folder / "images" / f"{r['image_id']}.jpg").is_file():
+            raise DataError(fmt("an image file", f"images/{r['image_id']}.jpg missing",
+                                f"{meta} line {i} field image_id",
+                                "restore the image or drop its row"))  # fmt: skip
+    return rows
+
+
+@register_task("ham10000_dx")
+def ham10000_dx(
+    data_dir: Path | None,
+    path: str | None = None,
+    folder: str = "ham10000_subset",
+    target: str = "dx",
+    image_size: int = 128,
+) -> ArrayDataset:
+    """HAM10000 dermoscopy: 7 diagnoses (``target: dx``) or (pre)malignant vs benign
+    (``target: malignant``), images (N, 3, S, S) in [0, 1], grouped by lesion."""
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    if target not in ("dx", "malignant"):
+        raise DataError(fmt("dx or malignant", target, "task.params.target",
+                            "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
+    if path is None and data_dir is None:
+        raise DataError(
+            f"expected a data dir holding {folder}/, got none in --data-dir / MEDTORCH_DATA; "
+            "set it or pass task.params.path"
+        )
+    root = Path(path) if path is not None else Path(data_dir) / folder  # type: ignore[arg-type]
+    rows = read_ham10000(root)
+    images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
+    for i, r in enumerate(rows):
+        img_path = root / "images" / f"{r['image_id']}.jpg"
+        try:
+            with Image.open(img_path) as im:
+                img = np.asarray(im.convert("RGB")).transpose(2, 0, 1)  # (3, H, W) uint8
+        except OSError as exc:  # PIL.UnidentifiedImageError, truncated files
+            raise DataError(fmt("a readable JPEG", f"{type(exc).__name__}", str(img_path),
+                                "the file is damaged: restore it")) from None  # fmt: skip
+        if images is None:
+            images = np.empty((len(rows), *img.shape), dtype=np.uint8)
+        if img.shape != images.shape[1:]:
+            raise DataError(fmt(f"{tuple(images.shape[1:])} like the other images",
+                                tuple(img.shape), str(img_path),
+                                "resize it as the subset's SOURCE.md describes"))  # fmt: skip
+        images[i] = img
+    assert images is not None
+    x = np.empty((len(rows), 3, image_size, image_size), dtype=np.float32)
+    for s in range(0, len(images), 512):  # resize in batches (antialiased), [0, 1] floats
+        t = torch.from_numpy(images[s : s + 512]).float().div_(255.0)
+        if t.shape[-2:] != (image_size, image_size):
+            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear",
+                              antialias=True, align_corners=False)  # fmt: skip
+        x[s : s + len(t)] = t.clamp_(0, 1).numpy()
+    dx = np.array([r["dx"] for r in rows])
+    if target == "dx":
+        names, y = list(HAM_DX), np.array([HAM_DX.index(d) for d in dx], dtype=np.int64)
+    else:
+        names, y = ["benign", "malignant"], np.isin(dx, HAM_MALIGNANT).astype(np.int64)
+    counts = np.bincount(y, minlength=len(names))
+    return ArrayDataset(
+        inputs={"x": x},
+        y=y,
+        groups=np.array([r["lesion_id"] for r in rows]),
+        class_names=names,
+        sample_ids=np.array([r["image_id"] for r in rows]),
+        meta={
+            "source": str(root),
+            "group_unit": "lesion",
+            "label_source": "HAM10000 metadata dx (histopathology, follow-up, consensus or confocal)",
+            "image_size": image_size,
+            # Esteva 2017's question: (pre)malignant or not, from the 7-class probabilities
+            "decision": {"name": "malignant", "positive": [HAM_DX.index(c) for c in HAM_MALIGNANT]}
+            if target == "dx"
+            else None,
+            "cohort": {
+                "rows_read": len(rows),
+                "rows_dropped": {},
+                "class_counts": {n: int(c) for n, c in zip(names, counts)},
+                "lesions": len(set(r["lesion_id"] for r in rows)),
+            },
+        },
+    )
