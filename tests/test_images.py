@@ -200,3 +200,39 @@ def test_bad_ham10000_metadata_names_line_and_field(tmp_path: Path) -> None:
         ham10000_dx(None, path=str(folder))
     with pytest.raises(DataError, match=r"task\.params\.target"):
         ham10000_dx(None, path=str(folder), target="mel")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_train_then_predict_image_files(data_dir: Path, tmp_path: Path) -> None:
+    """`medtorch train` an image recipe, then `medtorch predict` PNG copies of test images:
+    the same probabilities as the run's own test predictions, and the ordinal metrics."""
+    import csv
+    import json
+
+    from PIL import Image
+
+    from medtorch.cli import main
+
+    sets = ["trainer.max_epochs=1", "model.params.small_input=false", "eval.n_bootstrap=0",
+            "trainer.progress=false"]  # fmt: skip
+    args = ["--data-dir", str(data_dir), "train", "retinamnist_resnet18", "--out", str(tmp_path)]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]["ordinal"]) >= {"quadratic_kappa", "referable_auroc"}
+    npz = np.load(data_dir / "medmnist" / "retinamnist.npz")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in (0, 5, 17):  # lossless copies of three test images
+        Image.fromarray(npz["test_images"][i]).save(folder / f"test{i}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
+    with out.open() as f:
+        got = {r["sample_id"].removesuffix(".png"): r for r in csv.DictReader(f)}
+    with (run / "predictions_test.csv").open() as f:
+        want = {r["sample_id"]: r for r in csv.DictReader(f) if r["sample_id"] in got}
+    assert sorted(got) == sorted(want) == ["test0", "test17", "test5"]
+    for sid, row in got.items():
+        for c in [k for k in row if k.startswith("p_")]:
+            assert float(row[c]) == pytest.approx(float(want[sid][c]), abs=1e-5)

@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="predict with a trained run")
     pr.add_argument("run_dir")
     pr.add_argument(
-        "input", help="CSV of signals / svmlight file / WFDB record path (without extension)"
+        "input",
+        help="CSV of signals / svmlight file / WFDB record path (without extension) / image "
+        "file or folder of images",
     )
     pr.add_argument("--out", required=True, help="output CSV")
     pr.add_argument(

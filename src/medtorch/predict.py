@@ -180,6 +180,11 @@ def predict_to_csv(
         x = np.asarray(xs.todense(), dtype=np.float32)
         ids = [str(i) for i in range(len(x))]
         labels: list[str] | None = [str(int(v)) for v in y]
+    elif "image_size" in spec["hints"]:  # an image run: an image file or a folder of them
+        from medtorch.data.tasks.images import read_image_inputs
+
+        x, ids = read_image_inputs(Path(input_path), spec["hints"]["image_size"])
+        labels = None
     else:
         x, ids, labels = read_signal_csv(Path(input_path), spec["hints"]["n_times"])
     proba = _proba(model, [norm.transform(x)], tta=cfg.eval.tta)

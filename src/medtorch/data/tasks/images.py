@@ -172,6 +172,55 @@ def read_ham10000(folder: Path) -> list[dict[str, str]]:
     return rows
 
 
+def read_image(path: Path) -> np.ndarray:
+    """One image file (JPEG, PNG, ...) as (3, H, W) uint8 RGB; a damaged file is a DataError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+    except OSError as exc:  # PIL.UnidentifiedImageError, truncated or missing files
+        raise DataError(fmt("a readable image", f"{type(exc).__name__}", str(path),
+                            "the file is damaged or not an image: restore it")) from None  # fmt: skip
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, 3, H, W) uint8 -> (N, 3, size, size) float32 in [0, 1], antialiased bilinear
+    (the one resizing used for training and for ``medtorch predict``)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for s in range(0, len(images), 512):
+        t = torch.from_numpy(np.ascontiguousarray(images[s : s + 512])).float().div_(255.0)
+        if t.shape[-2:] != (size, size):
+            t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)  # fmt: skip
+        x[s : s + len(t)] = t.clamp_(0, 1).numpy()
+    return x
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def read_image_inputs(path: Path, size: int) -> tuple[np.ndarray, list[str]]:
+    """An image file, or a folder of them, for prediction: ((N, 3, size, size), file names).
+
+    Non-square images are resized to a square (the training images were square crops);
+    crop them first where the aspect ratio matters.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(fmt(f"image files ({', '.join(IMAGE_SUFFIXES)})", "none", str(path),
+                                "point to an image or a folder holding images"))  # fmt: skip
+    else:
+        files = [path]
+    x = np.concatenate([resize_images(read_image(f)[None], size) for f in files])
+    return x, [f.name for f in files]
+
+
 @register_task("ham10000_dx")
 def ham10000_dx(
     data_dir: Path | None,
@@ -182,10 +231,6 @@ def ham10000_dx(
 ) -> ArrayDataset:
     """HAM10000 dermoscopy: 7 diagnoses (``target: dx``) or (pre)malignant vs benign
     (``target: malignant``), images (N, 3, S, S) in [0, 1], grouped by lesion."""
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image
-
     if target not in ("dx", "malignant"):
         raise DataError(fmt("dx or malignant", target, "task.params.target",
                             "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
@@ -196,15 +241,10 @@ def ham10000_dx(
         )
     root = Path(path) if path is not None else Path(data_dir) / folder  # type: ignore[arg-type]
     rows = read_ham10000(root)
+    paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
     images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
-    for i, r in enumerate(rows):
-        img_path = root / "images" / f"{r['image_id']}.jpg"
-        try:
-            with Image.open(img_path) as im:
-                img = np.asarray(im.convert("RGB")).transpose(2, 0, 1)  # (3, H, W) uint8
-        except OSError as exc:  # PIL.UnidentifiedImageError, truncated files
-            raise DataError(fmt("a readable JPEG", f"{type(exc).__name__}", str(img_path),
-                                "the file is damaged: restore it")) from None  # fmt: skip
+    for i, img_path in enumerate(paths):
+        img = read_image(img_path)
         if images is None:
             images = np.empty((len(rows), *img.shape), dtype=np.uint8)
         if img.shape != images.shape[1:]:
@@ -213,13 +253,7 @@ def ham10000_dx(
                                 "resize it as the subset's SOURCE.md describes"))  # fmt: skip
         images[i] = img
     assert images is not None
-    x = np.empty((len(rows), 3, image_size, image_size), dtype=np.float32)
-    for s in range(0, len(images), 512):  # resize in batches (antialiased), [0, 1] floats
-        t = torch.from_numpy(images[s : s + 512]).float().div_(255.0)
-        if t.shape[-2:] != (image_size, image_size):
-            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear",
-                              antialias=True, align_corners=False)  # fmt: skip
-        x[s : s + len(t)] = t.clamp_(0, 1).numpy()
+    x = resize_images(images, image_size)
     dx = np.array([r["dx"] for r in rows])
     if target == "dx":
         names, y = list(HAM_DX), np.array([HAM_DX.index(d) for d in dx], dtype=np.int64)
