@@ -196,7 +196,9 @@ def test_bad_ham10000_metadata_names_line_and_field(tmp_path: Path) -> None:
         assert "\n" not in str(err.value)
     folder = _ham_folder(tmp_path / "d", ok, ["ISIC_1", "ISIC_2"])
     (folder / "images" / "ISIC_2.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match=r"readable JPEG.*ISIC_2\.jpg"):
+    with pytest.raises(
+        DataError, match=r"readable image, got .UnidentifiedImageError. in .*ISIC_2\.jpg"
+    ):
         ham10000_dx(None, path=str(folder))
     with pytest.raises(DataError, match=r"task\.params\.target"):
         ham10000_dx(None, path=str(folder), target="mel")
