@@ -198,9 +198,9 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
         if isinstance(m.get("aami"), dict):
             parts.append(_aami_section(part, m["aami"]))
         if isinstance(m.get("ordinal"), dict):
-            parts.append(_ordinal_section(part, m["ordinal"], "ordinal grade", "referable"))
+            parts.append(_clinical_section(part, m["ordinal"], "ordinal grade", "referable"))
         if isinstance(m.get("decision"), dict):
-            parts.append(_ordinal_section(part, m["decision"], "clinical decision", "decision"))
+            parts.append(_clinical_section(part, m["decision"], "clinical decision", "decision"))
     stage2 = metrics.get("after_training")
     if isinstance(stage2, dict):
         counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
@@ -235,7 +235,7 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
     return "".join(parts)
 
 
-def _ordinal_section(part: str, report: dict[str, Any], title: str, key: str) -> str:
+def _clinical_section(part: str, report: dict[str, Any], title: str, key: str) -> str:
     """Graded labels (kappa, grade error, referable) or a yes/no decision from the classes."""
     rows = [[e(k), _cell(v)] for k, v in report.items() if isinstance(v, dict)]
     return (

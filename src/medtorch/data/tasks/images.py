@@ -24,7 +24,7 @@ import numpy as np
 from medtorch.config import SplitConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.splits import register_protocol
-from medtorch.data.tasks.registry import register_task
+from medtorch.data.tasks.registry import register_task, source_path
 from medtorch.errors import DataError, SplitError, fmt
 
 DR_GRADES = ["0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
@@ -83,12 +83,7 @@ def retinamnist_grade(
     data_dir: Path | None, path: str | None = None, file: str = "medmnist/retinamnist.npz"
 ) -> ArrayDataset:
     """RetinaMNIST: diabetic-retinopathy grade 0-4 from a fundus photograph (N, 3, 28, 28)."""
-    if path is None and data_dir is None:
-        raise DataError(
-            f"expected a data dir holding {file}, got none in --data-dir / MEDTORCH_DATA; "
-            "set it or pass task.params.path"
-        )
-    src = Path(path) if path is not None else Path(data_dir) / file  # type: ignore[arg-type]
+    src = source_path(data_dir, path, file)
     parts = read_medmnist_npz(src, len(DR_GRADES))
     x = np.concatenate([parts[p][0] for p in MEDMNIST_PARTS])  # (N, H, W, C) uint8
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0  # (N, C, H, W)
@@ -234,12 +229,7 @@ def ham10000_dx(
     if target not in ("dx", "malignant"):
         raise DataError(fmt("dx or malignant", target, "task.params.target",
                             "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
-    if path is None and data_dir is None:
-        raise DataError(
-            f"expected a data dir holding {folder}/, got none in --data-dir / MEDTORCH_DATA; "
-            "set it or pass task.params.path"
-        )
-    root = Path(path) if path is not None else Path(data_dir) / folder  # type: ignore[arg-type]
+    root = source_path(data_dir, path, f"{folder}/")
     rows = read_ham10000(root)
     paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
     images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medtorch.data.dataset import ArrayDataset
-from medtorch.errors import ConfigError
+from medtorch.errors import ConfigError, DataError
 
 TaskFn = Callable[..., ArrayDataset]
 
@@ -94,3 +94,16 @@ def build_task(
             "remove or rename the unknown key"
         ) from None
     return info.fn(data_dir, **params)
+
+
+def source_path(data_dir: Path | None, path: str | None, relative: str) -> Path:
+    """Where a task reads its source: ``task.params.path`` when given, else ``relative``
+    under the data folder; neither is a one-line DataError."""
+    if path is not None:
+        return Path(path)
+    if data_dir is None:
+        raise DataError(
+            f"expected a data dir holding {relative}, got none in --data-dir / MEDTORCH_DATA; "
+            "set it or pass task.params.path"
+        )
+    return Path(data_dir) / relative

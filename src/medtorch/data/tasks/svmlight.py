@@ -11,8 +11,7 @@ import numpy as np
 
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.sources.svmlight import read_svmlight
-from medtorch.data.tasks.registry import register_task
-from medtorch.errors import DataError
+from medtorch.data.tasks.registry import register_task, source_path
 
 
 @register_task("svmlight_binary")
@@ -22,15 +21,7 @@ def svmlight_binary(
     file: str = "cse6250_course/patients.svmlight.gz",
 ) -> ArrayDataset:
     """Binary label from an svmlight file; features as a dense float32 (N, F) matrix."""
-    if path is not None:
-        src = Path(path)
-    elif data_dir is not None:
-        src = Path(data_dir) / file
-    else:
-        raise DataError(
-            f"expected a data dir holding {file}, got none in --data-dir / "
-            "MEDTORCH_DATA; set it or pass task.params.path"
-        )
+    src = source_path(data_dir, path, file)
     X, y = read_svmlight(src)
     names = ["negative", "positive"]
     counts = np.bincount(y, minlength=2)
