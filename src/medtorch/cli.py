@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "--lead", help="WFDB record: the lead to read instead of the run's (e.g. II for INCART)"
     )
     # the choices are medtorch.ecg.predict.DETECTORS (not imported here: it loads torch)
-    pr.add_argument("--detector", default="gqrs", choices=["gqrs", "xqrs"],
+    pr.add_argument("--detector", default=None, choices=["gqrs", "xqrs"],
                     help="QRS detector for a WFDB record without beat annotations (default gqrs)")  # fmt: skip
 
     sc = sub.add_parser(
@@ -239,8 +239,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     af_run = Path(args.af_run) if args.af_run else None
     ensemble = [Path(r) for r in args.ensemble]
     msg = predict_to_csv(
-        Path(args.run_dir), Path(args.input), Path(args.out), af_run, ensemble, args.lead,
-        args.detector,
+        Path(args.run_dir), Path(args.input), Path(args.out), ensemble, af_run=af_run,
+        lead=args.lead, detector=args.detector,
     )  # fmt: skip
     print(msg)
     return 0

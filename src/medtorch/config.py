@@ -21,13 +21,15 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    dataset: str = Field(description="registry name, e.g. uci_epileptic_seizure")
+    dataset: str = Field(description="a name from `medtorch data list`")
     data_dir: str | None = Field(None, description="overrides --data-dir / MEDTORCH_DATA")
 
 
 class TaskConfig(_Section):
-    name: str = Field(description="task registry name, e.g. seizure_5class")
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="a registered task name (`medtorch tasks`)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the task's own settings, validated by the task"
+    )
 
 
 GROUPED_ALIASES = ("grouped", "by_recording", "by_patient", "by_record", "by_lesion")
@@ -50,14 +52,10 @@ class SplitConfig(_Section):
     n_folds: int = 5
     fold: int = 0
     protocol: str | None = None
-    # protocols that draw validation groups (mitdb_ds1_ds2) take exactly these instead
-    valid_groups: list[str] | None = None
-
-    @field_validator("valid_groups", mode="before")
-    @classmethod
-    def _groups_as_text(cls, v: Any) -> Any:
-        # YAML reads record names such as 108 as numbers; group ids are compared as text
-        return [str(g) for g in v] if isinstance(v, list | tuple) else v
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the protocol's own settings (split.method=protocol), validated by it",
+    )
 
     @field_validator("ratios")
     @classmethod
@@ -81,7 +79,9 @@ class PreprocessConfig(_Section):
 
 class ModelConfig(_Section):
     name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the model's own settings, validated by the model"
+    )
 
 
 class OptimConfig(_Section):
@@ -107,7 +107,7 @@ class AugmentConfig(_Section):
     dihedral: bool = Field(
         False,
         description="images: random horizontal / vertical flips and transposition (the 8 "
-        "symmetries of a square), for orientation-free images such as dermoscopy",
+        "symmetries of a square), for images without a natural orientation",
     )
 
     @property
@@ -155,12 +155,6 @@ class TrainerConfig(_Section):
         description="under torchrun on GPUs: batch-norm statistics over the global batch "
         "(SyncBatchNorm); false keeps per-process statistics",
     )
-    after_training_on: Literal["train", "train+valid"] = Field(
-        "train",
-        description="the split(s) a model's second stage is fitted on after training (e.g. the "
-        "RR gate); train+valid uses the validation records too, whose scores then are in-sample "
-        "for that stage",
-    )
 
 
 class EvalConfig(_Section):
@@ -168,7 +162,9 @@ class EvalConfig(_Section):
     ci_level: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
     tta: bool = Field(
-        False, description="average predictions over time-reversed and sign-flipped signals"
+        False,
+        description="average predictions over the test-time views of the main input "
+        "(signals: time-reversed and sign-flipped)",
     )
 
 
@@ -193,6 +189,28 @@ class RunConfig(_Section):
         return data
 
 
+# keys that moved out of the shared sections into a task's or model's own params: a run
+# folder written before the move is read with them moved; a recipe gets told where they went
+MOVED_KEYS = {
+    ("split", "valid_groups"): ("split", "params", "valid_groups"),
+    ("trainer", "after_training_on"): ("model", "params", "after_training_on"),
+}
+
+
+def migrate_moved_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with every key of :data:`MOVED_KEYS` moved to its new place (run folders)."""
+    for (section, key), new in MOVED_KEYS.items():
+        old = raw.get(section)
+        if isinstance(old, dict) and key in old:
+            value = old.pop(key)
+            node = raw
+            for part in new[:-1]:
+                node = node.setdefault(part, {})
+            if value is not None:
+                node.setdefault(new[-1], value)
+    return raw
+
+
 def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, f in model.model_fields.items():
@@ -207,6 +225,13 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
+        loc_key = tuple(str(p) for p in e["loc"])
+        moved = MOVED_KEYS.get((loc_key[0], loc_key[-1])) if len(loc_key) == 2 else None
+        if moved:
+            return ConfigError(
+                f"expected {'.'.join(moved)}, got {loc!r} in {source}; the key moved to the "
+                f"{'protocol' if moved[0] == 'split' else moved[0]}'s own params: write it as {'.'.join(moved)}"
+            )
         known = _known_keys(RunConfig)
         close = difflib.get_close_matches(loc, known, n=3, cutoff=0.5)
         hint = (

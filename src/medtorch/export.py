@@ -28,11 +28,12 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` as ONNX to ``path`` with a dynamic batch axis; returns the path.
 
-    ``input_names`` default to ``x``, ``rr``, ... in the order of ``model(*inputs)``.
+    ``input_names`` default to ``x``, ``input1``, ... in the order of ``model(*inputs)``
+    (a run's export names them as its task does).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(input_names or ["x", "rr", *[f"input{i}" for i in range(2, 16)]])
+    names = list(input_names or ["x", *[f"input{i}" for i in range(1, 16)]])
     names = names[: len(example_inputs)]
     if len(names) != len(example_inputs):
         raise MedtorchError(

@@ -23,30 +23,34 @@ from typing import Any
 import numpy as np
 import yaml
 
-from medtorch.config import RunConfig, dump_config, load_config
-from medtorch.data import tasks as _tasks  # noqa: F401  (registers the tasks)
+from medtorch.config import RunConfig, dump_config, load_config, migrate_moved_keys
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.paths import resolve_data_dir
-from medtorch.data.preprocess import Normalizer, fit_normalizer
+from medtorch.data.preprocess import Normalizer, NormalizerEncoder
 from medtorch.data.splits import describe_split, make_split, write_split
-from medtorch.data.tasks.registry import build_task
+from medtorch.data.tasks.registry import Encoder, EncoderType, Task, build_task, get_task
 from medtorch.errors import ConfigError, MedtorchError
 from medtorch.models import create_model
-from medtorch.models.registry import model_params
+from medtorch.models.registry import AfterFit, get_entry, model_params
 
 log = logging.getLogger("medtorch")
-
-ECG_BEAT_TASKS = ("mitdb_aami_beats",)
 
 
 @dataclass
 class Prepared:
-    """A task's dataset split into partitions and normalised with train-only statistics."""
+    """A task's dataset split into partitions and encoded with train-only statistics."""
 
     dataset: ArrayDataset
     parts: dict[str, ArrayDataset]
     split_info: dict[str, Any]
-    normalizer: Normalizer
+    encoder: Encoder
+    task: Task
+
+    @property
+    def normalizer(self) -> Normalizer:
+        """The input normaliser (tasks whose encoder is the ``preprocess.normalize`` one)."""
+        assert isinstance(self.encoder, NormalizerEncoder)
+        return self.encoder.norm
 
 
 def _json(path: Path, obj: Any) -> None:
@@ -83,31 +87,71 @@ def task_data_dir(
     return resolve_data_dir(cfg.data.data_dir or (str(data_dir) if data_dir else None))
 
 
+def encoder_type(task: Task) -> EncoderType:
+    """The task's input encoder; the ``preprocess.normalize`` normaliser unless it names one."""
+    return task.encoder if task.encoder is not None else NormalizerEncoder
+
+
+def check_task_settings(cfg: RunConfig, task: Task) -> None:
+    """Settings that the task's inputs cannot take: augmentations of another kind of input,
+    test-time views of an input that has none. One line naming the key."""
+    allowed = task.valid_augment()
+    aug = cfg.trainer.augment
+    on = [k for k in type(aug).model_fields if getattr(aug, k)]
+    if bad := [k for k in on if k not in allowed]:
+        raise ConfigError(
+            f"expected augmentations of {task.name!r}'s inputs ({', '.join(sorted(allowed)) or 'none'}), "
+            f"got {bad[0]!r} in trainer.augment.{bad[0]}; remove it"
+        )
+    if cfg.eval.tta and not task.tta:
+        raise ConfigError(
+            f"expected eval.tta false for task {task.name!r} (its main input, of kind "
+            f"{task.inputs['x']!r}, has no test-time views), got true in eval.tta; set it to false"
+        )
+
+
 def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
-    """Build the task's samples, split them, audit leakage, fit the normaliser on train only."""
+    """Build the task's samples, split them, audit leakage, fit the encoder on train only."""
+    task = get_task(cfg.task.name)
+    check_task_settings(cfg, task)
     ds = build_task(cfg.task.name, data_dir, cfg.task.params)
     split = make_split(ds, cfg.split)
     info = describe_split(ds, split, cfg.split)
-    norm = fit_normalizer(cfg.preprocess.normalize, ds.inputs["x"][split["train"]])
+    encoder = encoder_type(task).fit(ds, split["train"], cfg.preprocess.model_dump())
     parts = {}
     for name, idx in split.items():
         part = ds.subset(idx)
-        part.inputs["x"] = norm.transform(part.inputs["x"])
+        part.inputs = encoder.transform(part.inputs)
         parts[name] = part
-    return Prepared(ds, parts, info, norm)
+    return Prepared(ds, parts, info, encoder, task)
 
 
-def shape_hints(ds: ArrayDataset) -> dict[str, int]:
-    """Shapes a model factory may need: n_inputs (features or channels), n_times, n_rr,
-    image_size (the shorter side of (N, C, H, W) images)."""
+def shape_hints(
+    ds: ArrayDataset, task: Task | None = None, encoder: Encoder | None = None
+) -> dict[str, int]:
+    """Shapes a model factory may need, from the kinds of the task's inputs.
+
+    ``x``: n_inputs (features, channels, or the vocabulary size of codes), n_times
+    (signals), image_size (the shorter side of images), n_visits / n_codes or n_events
+    (codes); every further input of kind features: ``n_<name>`` (its width). The encoder
+    adds what it fitted (e.g. the vocabulary size).
+    """
+    kinds = dict(task.inputs) if task is not None else {}
     x = ds.inputs["x"]
+    kind = kinds.get("x") or {2: "features", 3: "signal", 4: "image"}.get(x.ndim, "features")
     hints = {"n_inputs": int(x.shape[1])}
-    if x.ndim == 3:
+    if kind == "signal":
         hints["n_times"] = int(x.shape[2])
-    if x.ndim == 4:
+    elif kind == "image":
         hints["image_size"] = int(min(x.shape[2], x.shape[3]))
-    if "rr" in ds.inputs:
-        hints["n_rr"] = int(ds.inputs["rr"].shape[1])
+    elif kind == "codes":
+        hints.update({"n_visits": int(x.shape[1]), "n_codes": int(x.shape[2])}
+                     if x.ndim == 3 else {"n_events": int(x.shape[1])})  # fmt: skip
+    for name, arr in list(ds.inputs.items())[1:]:
+        if kinds.get(name, "features") == "features" and arr.ndim == 2:
+            hints[f"n_{name}"] = int(arr.shape[1])
+    if encoder is not None:
+        hints.update(encoder.hints())
     return hints
 
 
@@ -136,57 +180,14 @@ def _predictions_csv(path: Path, ds: ArrayDataset, proba: np.ndarray) -> None:
 
 
 def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]:
-    """Clinical metrics with bootstrap CIs; whole groups are resampled when the split is grouped."""
-    from medtorch.metrics import aami_report, evaluate
+    """The task's metric families with bootstrap CIs; whole groups are resampled when the
+    split is grouped."""
+    from medtorch.metrics.families import ScoreArgs, score_families
 
     groups = ds.groups if cfg.split.grouped or cfg.split.method == "protocol" else None
-    out = evaluate(
-        ds.y,
-        proba,
-        ds.class_names,
-        groups=groups,
-        n_bootstrap=cfg.eval.n_bootstrap,
-        ci_level=cfg.eval.ci_level,
-        seed=cfg.eval.seed,
-    )
-    if ordinal := ds.meta.get("ordinal"):  # graded labels, e.g. diabetic retinopathy 0-4
-        from medtorch.metrics.ordinal import ordinal_report
-
-        out["ordinal"] = ordinal_report(
-            ds.y,
-            proba,
-            ds.class_names,
-            referable_from=int(ordinal["referable_from"]),
-            groups=groups,
-            n_bootstrap=cfg.eval.n_bootstrap,
-            ci_level=cfg.eval.ci_level,
-            seed=cfg.eval.seed,
-        )
-    if decision := ds.meta.get("decision"):  # the yes/no call a multi-class model serves
-        from medtorch.metrics.ordinal import decision_report
-
-        out["decision"] = decision_report(
-            ds.y,
-            proba,
-            ds.class_names,
-            positive=list(decision["positive"]),
-            name=str(decision["name"]),
-            groups=groups,
-            n_bootstrap=cfg.eval.n_bootstrap,
-            ci_level=cfg.eval.ci_level,
-            seed=cfg.eval.seed,
-        )
-    if cfg.task.name in ECG_BEAT_TASKS:
-        out["aami"] = aami_report(
-            ds.y,
-            proba.argmax(1),
-            class_names=tuple(ds.class_names),
-            groups=groups,
-            n_bootstrap=cfg.eval.n_bootstrap,
-            ci_level=cfg.eval.ci_level,
-            seed=cfg.eval.seed,
-        )
-    return out
+    args = ScoreArgs(ds.y, proba, list(ds.class_names), ds.meta, groups,
+                     cfg.eval.n_bootstrap, cfg.eval.ci_level, cfg.eval.seed)  # fmt: skip
+    return score_families(get_task(cfg.task.name).metrics, args)
 
 
 def _set_up(
@@ -202,7 +203,7 @@ def _set_up(
         dump_config(cfg, run_dir / "config.yaml")
     prep = prepare(cfg, ddir)
     train = prep.parts["train"]
-    hints = shape_hints(train)
+    hints = shape_hints(train, prep.task, prep.encoder)
     if write:
         write_split(run_dir / "splits.json", prep.split_info)
         _json(
@@ -214,7 +215,7 @@ def _set_up(
                 "group_unit": prep.dataset.meta.get("group_unit"),
             },
         )
-        _json(run_dir / "normalizer.json", prep.normalizer.to_dict())
+        _json(run_dir / prep.encoder.filename, prep.encoder.to_dict())
         _json(
             run_dir / "model.json",
             {
@@ -223,6 +224,7 @@ def _set_up(
                 "hints": hints,
                 "class_names": train.class_names,
                 "inputs": list(train.inputs),
+                "input_kinds": dict(prep.task.inputs),
             },
         )
     if note := prep.split_info.get("leakage_note"):
@@ -275,10 +277,11 @@ def train_run(
     trainer.fit(train, valid, resume=resume_dir is not None)
     if not info.main:
         return run_dir
-    on = {"train": train, "valid": valid}
-    stage2 = fit_after_training(
-        model, {k: on[k] for k in cfg.trainer.after_training_on.split("+")}, run_dir
-    )
+    stage2 = None
+    if get_entry(cfg.model.name).after_fit:
+        assert isinstance(model, AfterFit), f"{cfg.model.name} declares after_fit"
+        on = {"train": train, "valid": valid}
+        stage2 = fit_after_training(model, {k: on[k] for k in model.after_fit_on}, run_dir)
     fit_s = time.perf_counter() - t0
 
     metrics: dict[str, Any] = {
@@ -304,31 +307,34 @@ def train_run(
 def fit_after_training(
     model: Any, parts: dict[str, ArrayDataset], run_dir: Path
 ) -> dict[str, Any] | None:
-    """Fit a model's second stage, if it has one, on ``parts`` (train, or train and valid).
+    """Fit a model's second stage (:class:`~medtorch.models.registry.AfterFit`) on ``parts``
+    (train, or train and valid).
 
-    Models may define ``fit_after_training(inputs, y, groups) -> summary | None`` (e.g. the
-    RR gate of ``hannun_resnet1d_rr``; ``groups``: each sample's record or patient). Its
-    fitted buffers do not depend on the network's weights, so they are fitted once and
-    written into every checkpoint of the run, which is what
-    prediction, evaluation, export and ``medtorch predict`` load. The test split is never
-    among ``parts`` (``trainer.after_training_on`` picks train or train+valid); with valid
-    among them, the validation scores are in-sample for the second stage, and the summary
-    says so.
+    Its fitted buffers do not depend on the network's weights, so they are fitted once and
+    written into every checkpoint of the run, which is what prediction, evaluation, export
+    and ``medtorch predict`` load. The test split is never among ``parts`` (the model's
+    ``after_fit_on`` picks train or train+valid); with valid among them, the validation
+    scores are in-sample for the second stage, and the summary says so. A summary naming
+    the ``input`` its ``features`` index gets their names from the dataset's
+    ``meta["columns"]``.
     """
+    import torch
+
     from medtorch.train import checkpoint as ckpt
 
-    fit = getattr(model, "fit_after_training", None)
-    if fit is None:
+    if not isinstance(model, AfterFit) or not isinstance(model, torch.nn.Module):
         return None
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ds = list(parts.values())
     inputs = {k: np.concatenate([d.inputs[k] for d in ds]) for k in ds[0].inputs}
-    summary = fit(inputs, np.concatenate([d.y for d in ds]), np.concatenate([d.groups for d in ds]))
+    summary = model.fit_after_training(
+        inputs, np.concatenate([d.y for d in ds]), np.concatenate([d.groups for d in ds])
+    )
     if summary is None:
         return None
     summary["fitted_on"] = "+".join(parts)
-    names = ds[0].meta.get("rr_features")
-    if isinstance(summary.get("features"), list) and names:  # the gate's columns, by name
+    names = (ds[0].meta.get("columns") or {}).get(summary.get("input"))
+    if isinstance(summary.get("features"), list) and names:  # the stage's columns, by name
         summary["feature_names"] = [names[i] for i in summary["features"] if i < len(names)]
     fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
     for path in sorted((run_dir / "checkpoints").glob("*.pt")):
@@ -341,14 +347,24 @@ def fit_after_training(
 
 def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     run_dir = Path(run_dir)
-    for f in ("config.yaml", "model.json", "normalizer.json"):
+    for f in ("config.yaml", "model.json"):
         if not (run_dir / f).is_file():
             raise ConfigError(
                 f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
                 "pass a folder written by `medtorch train`"
             )
-    cfg = load_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    cfg = load_config(migrate_moved_keys(yaml.safe_load((run_dir / "config.yaml").read_text())))
     return cfg, json.loads((run_dir / "model.json").read_text())
+
+
+def load_encoder(run_dir: Path | str, cfg: RunConfig) -> Encoder:
+    """The input encoder a run was fitted with (its task's encoder file)."""
+    etype = encoder_type(get_task(cfg.task.name))
+    path = Path(run_dir) / etype.filename
+    if not path.is_file():
+        raise ConfigError(f"expected {etype.filename} in the run folder, got {str(run_dir)!r} "
+                          "without it; pass a folder written by `medtorch train`")  # fmt: skip
+    return etype.from_dict(json.loads(path.read_text()))
 
 
 def load_normalizer(run_dir: Path | str) -> Normalizer:

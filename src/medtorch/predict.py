@@ -1,8 +1,9 @@
 """``medtorch predict RUN_DIR INPUT --out FILE`` for every kind of run.
 
-Signals come as a CSV with the training columns (``X1..X<T>``, an optional id column and an
-optional ``y``), feature vectors as svmlight, ECG as a WFDB record path. The run's own
-normaliser (fitted on its training part) is applied before the model.
+The run's task declares how a new input is read (``register_task(reader=...)``: e.g.
+:func:`medtorch.data.sources.signal_csv.read_signal_csv_input` for a CSV of fixed-length signals) or predicts it itself
+(``predictor=``). The run's own encoder (fitted on its training part) is applied before the
+model.
 """
 
 from __future__ import annotations
@@ -14,58 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtorch.errors import ConfigError, DataError, fmt
-from medtorch.pipeline import load_normalizer, restore_model
-
-ECG_TASKS = ("mitdb_aami_beats", "mitdb_af_windows")
-
-
-def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], list[str] | None]:
-    """Read a CSV of fixed-length signals: columns X1..X<n_times>, optional id and y.
-
-    Returns (x (N, 1, T) float32, ids, labels or None).
-    """
-    if not path.is_file():
-        raise DataError(f"expected a CSV file, got {str(path)!r} (no such file); check the path")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(
-                f"expected a header row, got an empty file in {path}; "
-                "write a header with X1..X{n_times}"
-            ) from None
-        rows = list(reader)
-    want = [f"X{i}" for i in range(1, n_times + 1)]
-    missing = [c for c in want if c not in header]
-    if missing:
-        raise DataError(
-            f"expected columns X1..X{n_times}, got {len(want) - len(missing)} of them "
-            f"(first missing {missing[0]!r}) in {path}; the run was trained on {n_times} samples per row"
-        )
-    cols = [header.index(c) for c in want]
-    id_col = 0 if header[0] not in want and header[0] != "y" else None
-    y_col = header.index("y") if "y" in header else None
-    x = np.empty((len(rows), n_times), dtype=np.float32)
-    for r, row in enumerate(rows):
-        try:
-            x[r] = [float(row[c]) for c in cols]
-        except (ValueError, IndexError):
-            raise DataError(
-                f"expected {n_times} numeric values, got a short or non-numeric row {r + 2} in {path}; "
-                "fix or drop that row"
-            ) from None
-    if not np.isfinite(x).all():
-        bad = int(np.where(~np.isfinite(x).all(1))[0][0])
-        raise DataError(
-            f"expected finite values, got NaN/inf in row {bad + 2} of {path}; fix or drop that row"
-        )
-    ids = (
-        [row[id_col] for row in rows] if id_col is not None else [str(i) for i in range(len(rows))]
-    )
-    labels = [row[y_col] for row in rows] if y_col is not None else None
-    return x[:, None, :], ids, labels
+from medtorch.data.tasks.registry import get_task
+from medtorch.errors import ConfigError, fmt
+from medtorch.pipeline import load_encoder, restore_model
 
 
 def _proba(
@@ -93,7 +45,7 @@ class ProbabilityEnsemble(torch.nn.Module):
     """Several trained models as one: returns the log of their mean softmax probabilities.
 
     A softmax of the output is then the mean probability, so every caller that applies a
-    softmax to a model's logits (predict, TTA, the ECG predictors) averages the members.
+    softmax to a model's logits (predict, TTA, the tasks' own predictors) averages the members.
     """
 
     def __init__(self, models: list[torch.nn.Module]) -> None:
@@ -135,59 +87,37 @@ def predict_to_csv(
     run_dir: Path,
     input_path: Path,
     out: Path,
-    af_run: Path | None = None,
     ensemble: list[Path] | None = None,
-    lead: str | None = None,
-    detector: str = "gqrs",
+    **options: Any,
 ) -> str:
     """Predict ``input_path`` with the run's best checkpoint; write a CSV; return a summary line.
 
-    ``af_run``: an AF-window run used beside a heartbeat run on a WFDB record, so one call
-    writes the beats and the AF episodes. ``ensemble``: more runs of the same recipe whose
-    probabilities are averaged with this one's (:class:`ProbabilityEnsemble`). ``lead``:
-    for a WFDB record, the lead to read instead of the run's; ``detector``: its QRS detector
-    where it has no beat annotations.
+    The run's task says how a new input is read (its ``reader``) or predicts it itself (its
+    ``predictor``, e.g. a whole recording into events and episodes). ``ensemble``: more runs of
+    the same recipe whose probabilities are averaged with this one's
+    (:class:`ProbabilityEnsemble`). ``options`` (None = not given) go to the task's own
+    predictor, which declares the ones it takes; any other is a one-line error.
     """
     cfg, spec, model = restore_ensemble([Path(run_dir), *(ensemble or [])])
-    norm = load_normalizer(run_dir)
+    task = get_task(cfg.task.name)
+    for key, value in options.items():
+        if value is not None and key not in task.options:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(fmt(f"a run whose task takes {flag}", cfg.task.name, flag,
+                                  f"drop {flag}; task {cfg.task.name!r} does not use it"))  # fmt: skip
+    given = {k: v for k, v in options.items() if v is not None}
+    if task.predictor is not None:
+        return task.predictor(run_dir=Path(run_dir), cfg=cfg, spec=spec, model=model,
+                              input_path=Path(input_path), out=Path(out), **given)  # fmt: skip
+    if task.reader is None:
+        raise ConfigError(fmt("a task that reads new inputs", cfg.task.name, str(run_dir),
+                              "this task has no input reader for medtorch predict"))  # fmt: skip
+    encoder = load_encoder(run_dir, cfg)
+    read = task.reader(Path(input_path), spec["hints"])
+    inputs = encoder.transform(read.inputs)
+    proba = _proba(model, [inputs[n] for n in spec["inputs"]], tta=cfg.eval.tta and task.tta)
     classes = spec["class_names"]
-    if lead is not None and cfg.task.name not in ECG_TASKS:
-        raise ConfigError(fmt("an ECG run with --lead", cfg.task.name, "--lead",
-                              "drop --lead; it picks a WFDB record's lead"))  # fmt: skip
-    af = None
-    if af_run is not None:
-        if cfg.task.name != "mitdb_aami_beats":
-            raise ConfigError(
-                f"expected a heartbeat run (task mitdb_aami_beats) with --af-run, got task "
-                f"{cfg.task.name!r} in {run_dir}; pass the AF run alone or a beat run first"
-            )
-        af_cfg, _, af_model = restore_model(af_run)
-        if af_cfg.task.name != "mitdb_af_windows":
-            raise ConfigError(
-                f"expected an AF run (task mitdb_af_windows) in --af-run, got task "
-                f"{af_cfg.task.name!r} in {af_run}; train one with recipe mitdb_af_rr_mlp"
-            )
-        af = (af_cfg, af_model, load_normalizer(af_run))
-    if cfg.task.name in ECG_TASKS:
-        from medtorch.ecg.predict import predict_record_to_csv
-
-        return predict_record_to_csv(cfg, model, norm, classes, input_path, out, af, lead,
-                                     detector)  # fmt: skip
-    if cfg.task.name.startswith("svmlight"):
-        from medtorch.data.sources.svmlight import read_svmlight
-
-        xs, y = read_svmlight(input_path, n_features=spec["hints"]["n_inputs"])
-        x = np.asarray(xs.todense(), dtype=np.float32)
-        ids = [str(i) for i in range(len(x))]
-        labels: list[str] | None = [str(int(v)) for v in y]
-    elif "image_size" in spec["hints"]:  # an image run: an image file or a folder of them
-        from medtorch.data.tasks.images import read_image_inputs
-
-        x, ids = read_image_inputs(Path(input_path), spec["hints"]["image_size"])
-        labels = None
-    else:
-        x, ids, labels = read_signal_csv(Path(input_path), spec["hints"]["n_times"])
-    proba = _proba(model, [norm.transform(x)], tta=cfg.eval.tta)
+    labels = read.labels
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)
@@ -197,7 +127,7 @@ def predict_to_csv(
         for i, p in enumerate(proba):
             w.writerow(
                 [
-                    ids[i],
+                    read.ids[i],
                     classes[int(p.argmax())],
                     *[f"{v:.6g}" for v in p],
                     *([labels[i]] if labels else []),

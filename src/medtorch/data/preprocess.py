@@ -12,12 +12,16 @@ its own mean/sd, nothing fitted). A zero sd is replaced by 1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medtorch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from medtorch.data.dataset import ArrayDataset
 
 KINDS = ("none", "standard", "global", "per_sample")
 
@@ -83,3 +87,32 @@ def fit_normalizer(kind: str, x_train: np.ndarray) -> Normalizer:
     sd = x.std(axis=axes, keepdims=True)[0]
     sd = np.where(sd > 0, sd, 1.0)
     return Normalizer(kind, mean.astype(np.float32), sd.astype(np.float32))
+
+
+class NormalizerEncoder:
+    """The default input encoder of a task: the ``preprocess.normalize`` normaliser on ``x``
+    (other inputs pass through), saved as ``normalizer.json``."""
+
+    filename = "normalizer.json"
+
+    def __init__(self, norm: Normalizer) -> None:
+        self.norm = norm
+
+    @classmethod
+    def fit(
+        cls, ds: ArrayDataset, train_index: np.ndarray, settings: Mapping[str, Any]
+    ) -> NormalizerEncoder:
+        return cls(fit_normalizer(str(settings["normalize"]), ds.inputs["x"][train_index]))
+
+    def transform(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**inputs, "x": self.norm.transform(inputs["x"])}
+
+    def hints(self) -> dict[str, int]:
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.norm.to_dict()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NormalizerEncoder:
+        return cls(Normalizer.from_dict(d))

@@ -35,27 +35,41 @@ Split = dict[str, np.ndarray]
 ProtocolFn = Callable[[ArrayDataset, SplitConfig], Split]
 
 _PROTOCOLS: dict[str, tuple[ProtocolFn, bool]] = {}
+_PROTOCOL_PARAMS: dict[str, tuple[str, ...]] = {}
 
 
-def register_protocol(name: str, grouped: bool = True) -> Callable[[ProtocolFn], ProtocolFn]:
+def register_protocol(
+    name: str, grouped: bool = True, params: tuple[str, ...] = ()
+) -> Callable[[ProtocolFn], ProtocolFn]:
     """Register a named split ``fn(ds, cfg) -> {"train", "valid", "test"}`` (``split.protocol``).
 
     ``grouped=True`` (default) means the protocol promises group-disjoint partitions, so
-    the leakage audit is run on it like on any grouped method.
+    the leakage audit is run on it like on any grouped method. ``params``: the keys of
+    ``split.params`` it reads (``cfg.params``); any other key is refused.
     """
 
     def deco(fn: ProtocolFn) -> ProtocolFn:
         _PROTOCOLS[name] = (fn, grouped)
+        _PROTOCOL_PARAMS[name] = tuple(params)
         return fn
 
     return deco
 
 
 def list_protocols() -> list[str]:
+    _discover_protocols()
     return sorted(_PROTOCOLS)
 
 
+def _discover_protocols() -> None:
+    # protocols are registered by the task modules that need them
+    from medtorch.data.tasks.registry import list_tasks
+
+    list_tasks()
+
+
 def _get_protocol(name: str | None) -> tuple[ProtocolFn, bool]:
+    _discover_protocols()
     if name is None or name not in _PROTOCOLS:
         close = difflib.get_close_matches(str(name), list(_PROTOCOLS), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -143,10 +157,13 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
     """
     n = len(ds)
     idx = np.arange(n)
-    if cfg.valid_groups is not None and cfg.method != "protocol":
+    given = {k: v for k, v in cfg.params.items() if v is not None}
+    if given and cfg.method != "protocol":
+        key = next(iter(given))
         raise SplitError(
-            f"expected split.valid_groups only with split.method=protocol, got method "
-            f"{cfg.method!r} with valid_groups {cfg.valid_groups}; set split.valid_groups=null"
+            f"expected split.params only with split.method=protocol, got method "
+            f"{cfg.method!r} with {key} {given[key]}; set split.params.{key}=null "
+            "or drop it"
         )
     if cfg.method == "random":
         split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, None)))
@@ -156,6 +173,13 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
         split = _grouped_kfold(ds, cfg)
     elif cfg.method == "protocol":
         fn, _ = _get_protocol(cfg.protocol)
+        accepted = _PROTOCOL_PARAMS.get(str(cfg.protocol), ())
+        if bad := [k for k in cfg.params if k not in accepted]:
+            raise ConfigError(
+                f"expected parameters of protocol {cfg.protocol!r} "
+                f"({', '.join(accepted) or 'none'}), got {bad[0]!r} in split.params; "
+                "remove or rename it"
+            )
         split = fn(ds, cfg)
     else:  # grouped aliases
         split = _grouped(ds, cfg)
@@ -251,7 +275,7 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
     return {
         "method": cfg.method,
         "protocol": cfg.protocol,
-        "valid_groups": cfg.valid_groups,
+        "params": cfg.params,
         "train_exclude_ids": len(ds.meta.get("train_exclude_ids") or []),
         "seed": cfg.seed,
         "ratios": list(cfg.ratios),

@@ -1,6 +1,6 @@
-"""Model zoo. Importing this package registers every model (one module per family)."""
+"""Model zoo. Every module of this package is found and imported by the registry on first
+use (each registers its models), so a new model is one new file here."""
 
-from medtorch.models import cnn1d, hannun, mlp, resnet1d, rnn, vision  # noqa: F401  (registration)
 from medtorch.models.registry import (
     ModelExample,
     create_model,

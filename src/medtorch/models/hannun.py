@@ -180,6 +180,7 @@ class HannunResNet1dRR(HannunResNet1d):
         self.rr_relative, self.n_rr_net = rr_relative, (None if n_net == n_rr else n_net)
         self.rr_mlp = nn.Sequential(nn.Linear(n_in, rr_hidden), nn.ReLU())
         self.rr_gate = gate
+        self.after_fit_on: tuple[str, ...] = ("train",)  # model.params.after_training_on
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         rr_in = rr
@@ -196,11 +197,14 @@ class HannunResNet1dRR(HannunResNet1d):
         self, inputs: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray | None = None
     ) -> dict | None:
         """Fit the RR gate (if any) on the given beats (the pipeline passes train, or train and
-        valid: ``trainer.after_training_on``, and each beat's record as ``groups``); see
+        valid: ``model.params.after_training_on``, and each beat's record as ``groups``); see
         :mod:`medtorch.models.rr_gate`."""
         if self.rr_gate is None:
             return None
-        return self.rr_gate.fit(list(inputs.values())[1], y, groups)
+        summary = self.rr_gate.fit(list(inputs.values())[1], y, groups)
+        if summary is not None:
+            summary["input"] = list(inputs)[1]  # the input its "features" index
+        return summary
 
 
 def _validate(cfg: HannunConfig) -> None:
@@ -249,7 +253,11 @@ def hannun_resnet1d(
     )
 
 
-@register_model("hannun_resnet1d_rr", example=ModelExample(shapes=((1, 64), (4,)), params=_SMALL))
+@register_model(
+    "hannun_resnet1d_rr",
+    example=ModelExample(shapes=((1, 64), (4,)), params=_SMALL),
+    after_fit=True,
+)
 def hannun_resnet1d_rr(
     n_inputs: int,
     n_classes: int,
@@ -270,6 +278,7 @@ def hannun_resnet1d_rr(
     rr_gate_c: float = 1.0,
     rr_gate_method: str = "logistic",
     rr_gate_min_ppv: float | None = None,
+    after_training_on: str = "train",
 ) -> HannunResNet1dRR:
     """Hannun ECG ResNet on the beat plus RR-interval features rr (N, n_rr); forward(x, rr).
 
@@ -284,7 +293,13 @@ def hannun_resnet1d_rr(
     beats is at least this (null: the weighted fit's own 1/2). ``rr_net_features=k > 0``:
     the network's RR MLP reads only the first k features (0: all n_rr), e.g. so that
     features meant for the gate (``task.params.morph_features``) leave the network as it was.
+    ``after_training_on``: the split(s) the gate is fitted on, "train" or "train+valid"
+    (the validation records' scores are then in-sample for the gate).
     """
+    if after_training_on not in ("train", "train+valid"):
+        raise ModelError(fmt("train or train+valid", after_training_on,
+                             "model.params.after_training_on",
+                             "train+valid also fits the gate on the validation records"))  # fmt: skip
     g = rr_gate_features
     if isinstance(g, list):
         ok = bool(g) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_rr
@@ -337,5 +352,7 @@ def hannun_resnet1d_rr(
             weight=float(rr_gate_weight), c=float(rr_gate_c), method=rr_gate_method,
             min_ppv=rr_gate_min_ppv,
         )  # fmt: skip
-    return HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative,
-                            gate=gate, n_rr_net=rr_net_features or None)  # fmt: skip
+    model = HannunResNet1dRR(cfg, n_rr=n_rr, rr_hidden=rr_hidden, rr_relative=rr_relative,
+                             gate=gate, n_rr_net=rr_net_features or None)  # fmt: skip
+    model.after_fit_on = tuple(after_training_on.split("+"))
+    return model

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
@@ -52,19 +54,76 @@ class ModelExample:
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """after_fit: the model has a second stage fitted after training (see
+    :class:`AfterFit`); the pipeline fits it, then writes it into every checkpoint."""
+
     name: str
     factory: Factory
     example: ModelExample
+    after_fit: bool = False
+
+
+@runtime_checkable
+class AfterFit(Protocol):
+    """A model with a second stage fitted after the network trains (``after_fit=True``).
+
+    ``after_fit_on``: the splits it is fitted on ("train", or "train" and "valid"; never
+    test), from its own ``model.params.after_training_on``.
+    ``fit_after_training(inputs, y, groups) -> summary | None`` fits it on those splits'
+    inputs (name -> array), labels and groups; the summary goes into metrics.json.
+    """
+
+    after_fit_on: tuple[str, ...]
+
+    def fit_after_training(
+        self, inputs: dict[str, Any], y: Any, groups: Any = None
+    ) -> dict[str, Any] | None: ...
+
+
+_STAGE_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {}
+
+
+def register_stage_description(method: str, fn: Callable[[dict[str, Any]], str]) -> None:
+    """How the run report describes a second stage's summary whose ``method`` is ``method``."""
+    _STAGE_TEXT[method] = fn
+
+
+def stage_description(summary: dict[str, Any]) -> str | None:
+    """The registered description of a second stage's summary (None: none registered)."""
+    _discover()
+    fn = _STAGE_TEXT.get(str(summary.get("method")))
+    return fn(summary) if fn is not None else None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_DISCOVERED = False
 
 
-def register_model(name: str, example: ModelExample | None = None) -> Callable[[F], F]:
+def _discover() -> None:
+    """Import every module of ``medtorch.models`` (each registers its models), then the
+    modules named by the ``medtorch.models`` entry-point group (other packages' models)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    from importlib import metadata
+
+    package = importlib.import_module("medtorch.models")
+    for mod in pkgutil.iter_modules(package.__path__):
+        if mod.name != "registry":
+            importlib.import_module(f"medtorch.models.{mod.name}")
+    for ep in metadata.entry_points(group="medtorch.models"):
+        importlib.import_module(ep.value)
+
+
+def register_model(
+    name: str, example: ModelExample | None = None, *, after_fit: bool = False
+) -> Callable[[F], F]:
     """Register a model factory under ``name``.
 
     ``example`` gives tiny shapes for the generic tests; without it the model is tested on
-    (N, 1, 64) signals with its default params.
+    (N, 1, 64) signals with its default params. ``after_fit``: its models implement
+    :class:`AfterFit`.
     """
 
     def decorator(factory: F) -> F:
@@ -77,7 +136,9 @@ def register_model(name: str, example: ModelExample | None = None) -> Callable[[
                     "pick a name that is not registered yet",
                 )
             )
-        _REGISTRY[name] = ModelEntry(name, factory, example or ModelExample(shapes=((1, 64),)))
+        _REGISTRY[name] = ModelEntry(
+            name, factory, example or ModelExample(shapes=((1, 64),)), after_fit
+        )
         return factory
 
     return decorator
@@ -89,11 +150,13 @@ def list_models(pattern: str = "*") -> list[str]:
     >>> list_models("lab_*")
     ['lab_cnn']
     """
+    _discover()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; an unknown name raises :class:`ModelError` with suggestions."""
+    _discover()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -35,7 +35,7 @@ both cases the summary (in ``metrics.json`` and the report) and the log say so.
 The stage is inactive until fitted, so the network trains as usual; fitted, it is part of
 the model's state dict, of every checkpoint written after fitting, and of the ONNX export.
 The pipeline fits it on the training split, or on training and validation
-(``trainer.after_training_on``: the validation records then only pick the network's epoch,
+(``model.params.after_training_on``: the validation records then only pick the network's epoch,
 and their scores are in-sample for this stage); never on the test split.
 """
 
@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medtorch.errors import ModelError, fmt
+from medtorch.models.registry import register_stage_description
 
 log = logging.getLogger(__name__)
 
@@ -398,3 +399,40 @@ class RRGate(nn.Module):
         la = pair - F.softplus(s)  # log sigmoid(-s); softplus exports stably to ONNX
         lb = pair - F.softplus(-s)
         return lp * self.keep + la * self.one_a + lb * self.one_b  # (N, K) log-probabilities
+
+
+def describe_summary(stage: dict[str, Any]) -> str:
+    """The run report's sentence on a fitted gate's summary (as in metrics.json)."""
+    counts = ", ".join(f"class {k}: {v}" for k, v in (stage.get("n_beats") or {}).items())
+    on = str(stage.get("fitted_on", "train"))
+    caveat = (
+        " The validation scores above are in-sample for this stage: its fit saw those beats."
+        if "valid" in on.split("+")
+        else ""
+    )
+    point, threshold = stage.get("operating_point"), ""
+    if isinstance(point, dict) and point.get("cv"):
+        threshold = (
+            " Operating point: the most sensitive threshold whose cross-validated +P "
+            f"({point['cv']}, on the same beats) is at least {point.get('min_ppv')}: "
+            f"offset {point.get('offset')}, CV Se {point.get('cv_Se')} / +P "
+            f"{point.get('cv_+P')}"
+        )
+        threshold += "." if point.get("met") else f"; NOT met: {point.get('note')}."
+    elif isinstance(point, dict):
+        threshold = f" Operating point: {point.get('note')}."
+    feats = (
+        f"the first {stage['n_features']} RR features"  # metrics.json from before column lists
+        if "n_features" in stage
+        else "the features "
+        + ", ".join(map(str, stage.get("feature_names") or stage.get("features") or []))
+    )
+    return (
+        f"{stage.get('model') or stage.get('method', '')} between classes "
+        f"{stage.get('classes')} on {feats}; weight of the second class {stage.get('weight')}; "
+        f"fitted on {counts}.{threshold} The metrics above include it.{caveat}"
+    )
+
+
+for _method in ("logistic", "trees"):
+    register_stage_description(_method, describe_summary)

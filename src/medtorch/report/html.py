@@ -20,10 +20,12 @@ import yaml
 
 import medtorch
 from medtorch.config import GROUPED_ALIASES
+from medtorch.metrics.families import FAMILIES, MetricFamily
 from medtorch.report import plots
 
 RANDOM_SPLIT_WARNING = (
-    "random split by rows: chunks/beats of one recording/patient can be in both train and test; "
+    "random split by rows: samples of one recording, patient or lesion can be in both train and "
+    "test; "
     "numbers are optimistic"
 )
 CSS = """
@@ -195,69 +197,47 @@ def _metrics_section(metrics: Any, problem: str | None) -> str:
                     for c, r in per_class.items()]  # fmt: skip
             parts.append(f"<h3>{e(part)}: per class</h3>")
             parts.append(_table(["class", "support", *keys], rows))
-        if isinstance(m.get("aami"), dict):
-            parts.append(_aami_section(part, m["aami"]))
-        if isinstance(m.get("ordinal"), dict):
-            parts.append(_clinical_section(part, m["ordinal"], "ordinal grade", "referable"))
-        if isinstance(m.get("decision"), dict):
-            parts.append(_clinical_section(part, m["decision"], "clinical decision", "decision"))
+        for fam in list(FAMILIES.values())[1:]:  # the base family is the tables above
+            if isinstance(m.get(fam.name), dict):
+                parts.append(_family_section(part, fam, m[fam.name]))
     stage2 = metrics.get("after_training")
     if isinstance(stage2, dict):
-        counts = ", ".join(f"class {k}: {v}" for k, v in (stage2.get("n_beats") or {}).items())
-        on = str(stage2.get("fitted_on", "train"))
-        caveat = (
-            " The validation scores above are in-sample for this stage: its fit saw those beats."
-            if "valid" in on.split("+")
-            else ""
-        )
-        point, threshold = stage2.get("operating_point"), ""
-        if isinstance(point, dict) and point.get("cv"):
-            threshold = (
-                " Operating point: the most sensitive threshold whose cross-validated +P "
-                f"({point['cv']}, on the same beats) is at least {point.get('min_ppv')}: "
-                f"offset {point.get('offset')}, CV Se {point.get('cv_Se')} / +P "
-                f"{point.get('cv_+P')}"
-            )
-            threshold += "." if point.get("met") else f"; NOT met: {point.get('note')}."
-        elif isinstance(point, dict):
-            threshold = f" Operating point: {point.get('note')}."
-        feats = (
-            f"the first {stage2['n_features']} RR features"  # metrics.json from before column lists
-            if "n_features" in stage2
-            else "the features " + ", ".join(map(str, stage2.get("feature_names")
-                                                 or stage2.get("features") or [])))  # fmt: skip
-        parts.append(
-            f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>"
-            f"<p>{e(str(stage2.get('model') or stage2.get('method', '')))} between classes "
-            f"{e(str(stage2.get('classes')))} on {e(feats)}; weight of the second class {e(str(stage2.get('weight')))}; "
-            f"fitted on {e(counts)}.{e(threshold)} The metrics above include it.{e(caveat)}</p>"
-        )
+        parts.append(_stage_section(stage2))
     return "".join(parts)
 
 
-def _clinical_section(part: str, report: dict[str, Any], title: str, key: str) -> str:
-    """Graded labels (kappa, grade error, referable) or a yes/no decision from the classes."""
-    rows = [[e(k), _cell(v)] for k, v in report.items() if isinstance(v, dict)]
-    return (
-        f"<h3>{e(part)}: {e(title)}</h3>"
-        f'<p class="meta">{e(key)}: {e(str(report.get(key, "")))}; CI method: '
-        f"{e(str(report.get('ci_method', 'not recorded')))}</p>"
-        + _table(["metric", "value (CI)"], rows)
+def _family_section(part: str, fam: MetricFamily, report: dict[str, Any]) -> str:
+    """One metric family's section, drawn from its declaration: its note, the per-class
+    table when it has one, then its overall metrics."""
+    note = f"{fam.note_key}: {report.get(fam.note_key, '')}; " if fam.note_key else ""
+    html = (f"<h3>{e(part)}: {e(fam.title)}</h3>"
+            f'<p class="meta">{e(note)}CI method: '
+            f"{e(str(report.get('ci_method', 'not recorded')))}</p>")  # fmt: skip
+    if fam.per_class_columns and isinstance(report.get("per_class"), dict):
+        keys = list(fam.per_class_columns)
+        rows = [[e(str(c)), _num(r.get("support"))] + [_cell(r.get(k)) for k in keys]
+                for c, r in report["per_class"].items()]  # fmt: skip
+        html += _table(["class", "support", *keys], rows)
+    overall: dict[str, Any] = (
+        report["overall"] if isinstance(report.get("overall"), dict) else report
     )
+    rows = [
+        [e(k), _cell(v)] for k, v in overall.items() if isinstance(v, dict) and k != "per_class"
+    ]
+    return html + _table(["metric", "value (CI)"], rows)
 
 
-def _aami_section(part: str, aami: dict[str, Any]) -> str:
-    """The AAMI EC57 table (Se, +P, F1, specificity per beat class; accuracy, kappa)."""
-    keys = ["Se", "+P", "F1", "specificity"]
-    rows = [[e(str(c)), _num(r.get("support"))] + [_cell(r.get(k)) for k in keys]
-            for c, r in (aami.get("per_class") or {}).items()]  # fmt: skip
-    overall = aami.get("overall") or {}
+def _stage_section(stage: dict[str, Any]) -> str:
+    """A model's second stage (fitted after training): the model module's own description
+    of its summary when it registered one, else the summary as a table."""
+    from medtorch.models.registry import stage_description
+
+    on = str(stage.get("fitted_on", "train"))
+    text = stage_description(stage)
+    body = (f"<p>{e(text)}</p>" if text is not None else
+            _table(["setting", "value"], [[e(k), _num(v)] for k, v in _flatten(stage)]))  # fmt: skip
     return (
-        f"<h3>{e(part)}: AAMI heartbeat classes</h3>"
-        f'<p class="meta">{e(str(aami.get("standard", "AAMI EC57")))}; CI method: '
-        f"{e(str(aami.get('ci_method', 'not recorded')))}</p>"
-        + _table(["class", "support", *keys], rows)
-        + _table(["metric", "value (CI)"], [[e(k), _cell(v)] for k, v in overall.items()])
+        f"<h3>second stage (fitted after training, on the {e(on)} split(s); never test)</h3>" + body
     )
 
 
@@ -282,7 +262,7 @@ def _predictions(
 def write_report(run_dir: str | Path) -> Path:
     """Draw the plots into ``run_dir`` and write ``run_dir/report.html``; return its path.
 
-    >>> # write_report(Path("runs/seizure_mlp"))  -> Path("runs/seizure_mlp/report.html")
+    >>> # write_report(Path("runs/my_run"))  -> Path("runs/my_run/report.html")
     """
     run_dir = Path(run_dir)
     cfg_pair, cfg_problem = _load(run_dir / "config.yaml", "yaml")

@@ -63,12 +63,25 @@ def read_uci_seizure(
     """Read ``data.csv[.gz]``; None reads the bundled copy.
 
     Returns X float32 (N, 178), y int64 (N,) with the original labels 1..5, ids str (N,),
-    recording str (N,) and chunk int64 (N,). Any malformed input raises a one-line
-    :class:`DataError` naming the file (and row/column).
+    recording str (N,) and chunk int64 (N,); rows with an empty ``y`` are left out
+    (:func:`read_uci_seizure_rows` also says how many).
+    """
+    return read_uci_seizure_rows(path)[:5]
 
-    >>> X, y, ids, rec, chunk = read_uci_seizure()
-    >>> X.shape, ids[0], rec[0], int(chunk[0])
-    ((11500, 178), 'X21.V1.791', 'V1.791', 21)
+
+def read_uci_seizure_rows(
+    path: Path | str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Read ``data.csv[.gz]``; None reads the bundled copy.
+
+    Returns X float32 (N, 178), y int64 (N,) with the original labels 1..5, ids str (N,),
+    recording str (N,), chunk int64 (N,) and the number of rows left out for an empty
+    ``y`` (no label). Any malformed input raises a one-line :class:`DataError` naming the
+    file (and row/column).
+
+    >>> X, y, ids, rec, chunk, unlabelled = read_uci_seizure_rows()
+    >>> X.shape, ids[0], rec[0], int(chunk[0]), unlabelled
+    ((11500, 178), 'X21.V1.791', 'V1.791', 21, 0)
     """
     path = bundled_file() if path is None else Path(path)
     if not path.is_file():
@@ -98,6 +111,14 @@ def read_uci_seizure(
         rows.append(line[k + 1 :])
     if not rows:
         raise DataError(f"expected data rows, got only a header in {path}; {_FIX}")
+    # a row whose y cell is empty has no label: left out and counted (the task's cohort)
+    keep = [i for i, r in enumerate(rows) if not r.rstrip().endswith((",", ',""'))]
+    unlabelled = len(rows) - len(keep)
+    if unlabelled:
+        ids, rows = [ids[i] for i in keep], [rows[i] for i in keep]
+    if not rows:
+        raise DataError(f"expected labelled rows, got {unlabelled} rows with an empty y in "
+                        f"{path}; fill in the labels")  # fmt: skip
     try:  # numpy's C parser: ~0.2 s for the 11,500 rows
         values = np.loadtxt(io.StringIO("\n".join(rows)), delimiter=",", dtype=np.float64, ndmin=2)
         ok = values.shape[1] == N_SAMPLES + 1 and bool(np.isfinite(values).all())
@@ -130,4 +151,5 @@ def read_uci_seizure(
         np.array(ids),
         np.array(recording),
         chunk,
+        unlabelled,
     )

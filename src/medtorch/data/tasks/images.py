@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from medtorch.config import SplitConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.splits import register_protocol
-from medtorch.data.tasks.registry import register_task, source_path
+from medtorch.data.tasks.registry import PredictInput, TaskExample, register_task, source_path
 from medtorch.errors import DataError, SplitError, fmt
 
 DR_GRADES = ["0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
@@ -78,7 +79,32 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
     return out
 
 
-@register_task("retinamnist_grade")
+def read_image_input(path: Path, hints: Any) -> PredictInput:
+    """The ``reader`` of image tasks: an image file or a folder of them, resized as in
+    training (:func:`read_image_inputs`)."""
+    x, ids = read_image_inputs(Path(path), int(hints["image_size"]))
+    return PredictInput({"x": x}, ids)
+
+
+def write_retinamnist_example(folder: Path) -> dict[str, str]:
+    """A tiny RetinaMNIST-layout npz (8 images of each grade per partition)."""
+    rng = np.random.default_rng(0)
+    arrays: dict[str, np.ndarray] = {}
+    for prefix in MEDMNIST_PARTS.values():
+        arrays[f"{prefix}_images"] = rng.integers(0, 255, (10, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{prefix}_labels"] = (np.arange(10) % len(DR_GRADES))[:, None]
+    path = folder / "retina_tiny.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return {"path": str(path)}
+
+
+@register_task(
+    "retinamnist_grade",
+    inputs={"x": "image"},
+    metrics=("classification", "ordinal"),
+    reader=read_image_input,
+    example=TaskExample(write_retinamnist_example, unlabelled=0),  # npz labels are never empty
+)
 def retinamnist_grade(
     data_dir: Path | None, path: str | None = None, file: str = "medmnist/retinamnist.npz"
 ) -> ArrayDataset:
@@ -134,8 +160,9 @@ HAM_MALIGNANT = ("akiec", "bcc", "mel")  # (pre)malignant: actinic keratosis/Bow
 HAM_COLUMNS = ("lesion_id", "image_id", "dx")
 
 
-def read_ham10000(folder: Path) -> list[dict[str, str]]:
-    """Rows of ``metadata.csv`` (official HAM10000 columns), each with an existing image.
+def read_ham10000(folder: Path) -> tuple[list[dict[str, str]], int]:
+    """Rows of ``metadata.csv`` (official HAM10000 columns), each with an existing image,
+    and the number of rows left out for an empty ``dx`` (no label).
 
     One-line DataErrors name the file, the row and the field: missing columns, an unknown
     ``dx``, an empty ``lesion_id``, a missing image file.
@@ -152,8 +179,11 @@ def read_ham10000(folder: Path) -> list[dict[str, str]]:
         if missing:
             raise DataError(fmt(f"columns {list(HAM_COLUMNS)}", reader.fieldnames, str(meta),
                                 f"add column {missing[0]} (the official HAM10000 metadata has it)"))  # fmt: skip
-        rows = list(reader)
-    for i, r in enumerate(rows, start=2):  # line numbers as an editor shows them
+        read = list(reader)
+    rows = [r for r in read if (r["dx"] or "").strip()]
+    for i, r in enumerate(read, start=2):  # line numbers as an editor shows them
+        if not (r["dx"] or "").strip():
+            continue  # unlabelled: counted by the task
         if r["dx"] not in HAM_DX:
             raise DataError(fmt(f"dx in {HAM_DX}", r["dx"], f"{meta} line {i} field dx",
                                 "fix the row or drop it"))  # fmt: skip
@@ -164,7 +194,7 @@ def read_ham10000(folder: Path) -> list[dict[str, str]]:
             raise DataError(fmt("an image file", f"images/{r['image_id']}.jpg missing",
                                 f"{meta} line {i} field image_id",
                                 "restore the image or drop its row"))  # fmt: skip
-    return rows
+    return rows, len(read) - len(rows)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -216,7 +246,33 @@ def read_image_inputs(path: Path, size: int) -> tuple[np.ndarray, list[str]]:
     return x, [f.name for f in files]
 
 
-@register_task("ham10000_dx")
+def write_ham10000_example(folder: Path) -> dict[str, Any]:
+    """A tiny HAM10000-layout folder: 14 JPEGs of 7 lesions (two images each), one row
+    without a diagnosis."""
+    from PIL import Image
+
+    root = folder / "ham_tiny"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["lesion_id,image_id,dx"]
+    for k in range(15):
+        image_id = f"ISIC_{k:07d}"
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
+            root / "images" / f"{image_id}.jpg"
+        )
+        dx = HAM_DX[(k // 2) % len(HAM_DX)] if k < 14 else ""  # the last row: no label
+        lines.append(f"HAM_{k // 2:07d},{image_id},{dx}")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return {"path": str(root), "image_size": 16}
+
+
+@register_task(
+    "ham10000_dx",
+    inputs={"x": "image"},
+    metrics=("classification", "decision"),
+    reader=read_image_input,
+    example=TaskExample(write_ham10000_example, unlabelled=1),
+)
 def ham10000_dx(
     data_dir: Path | None,
     path: str | None = None,
@@ -230,7 +286,7 @@ def ham10000_dx(
         raise DataError(fmt("dx or malignant", target, "task.params.target",
                             "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
     root = source_path(data_dir, path, f"{folder}/")
-    rows = read_ham10000(root)
+    rows, unlabelled = read_ham10000(root)
     paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
     images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
     for i, img_path in enumerate(paths):
@@ -266,8 +322,8 @@ def ham10000_dx(
             if target == "dx"
             else None,
             "cohort": {
-                "rows_read": len(rows),
-                "rows_dropped": {},
+                "rows_read": len(rows) + unlabelled,
+                "rows_dropped": {"no label (empty dx)": unlabelled} if unlabelled else {},
                 "class_counts": {n: int(c) for n, c in zip(names, counts)},
                 "lesions": len(set(r["lesion_id"] for r in rows)),
             },

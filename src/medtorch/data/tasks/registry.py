@@ -1,42 +1,177 @@
-"""Task registry: a task turns source files into one :class:`ArrayDataset`.
+"""Task registry: a task is a declaration of everything a run needs to know about it.
 
-A task is a small function ``fn(data_dir: Path | None, **params) -> ArrayDataset``
-registered under a name; recipes pick it with ``task.name`` and ``task.params``::
+A task turns source files into one :class:`ArrayDataset` and says, once, what the rest of
+the run needs: its inputs and their kinds (which fix the model's size hints and the valid
+augmentations), the metric families that score it, how its inputs are encoded with
+training-only statistics, how ``medtorch predict`` reads a new input for it, and a tiny
+example fixture for the generic task tests. The pipeline, ``predict``, ``export``, the
+config and the report read these declarations and name no task, dataset or modality.
 
-    @register_task("seizure_binary")
+A task is registered by decorating its build function; every module of this package is
+discovered on first use (no import list to edit)::
+
+    @register_task("seizure_binary", inputs={"x": "signal"}, reader=read_signal_csv_input)
     def seizure_binary(data_dir: Path | None, path: str | None = None) -> ArrayDataset: ...
+
+Modules outside this package (another package's plug-ins) register through the
+``medtorch.tasks`` entry-point group: each entry point names a module to import.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, DataError
 
 TaskFn = Callable[..., ArrayDataset]
+InputKind = Literal["signal", "image", "features", "codes", "times", "values"]
 
 
 @dataclass(frozen=True)
-class TaskInfo:
+class KindInfo:
+    """What a kind of input allows: the ``trainer.augment`` keys and test-time views."""
+
+    augment: tuple[str, ...] = ()
+    tta: bool = False
+
+
+INPUT_KINDS: dict[str, KindInfo] = {
+    "signal": KindInfo(("reverse_time", "flip_sign", "gain", "time_shift", "noise_std"), True),
+    "image": KindInfo(("dihedral",), False),
+    "features": KindInfo(),
+    "codes": KindInfo(),  # integer code indices (embeddings): never flipped or scaled
+    "times": KindInfo(),
+    "values": KindInfo(),
+}
+
+
+@dataclass
+class PredictInput:
+    """A new input read for ``medtorch predict``: raw model inputs (before the run's
+    encoder), one id per sample, and labels when the file carries them."""
+
+    inputs: dict[str, np.ndarray]
+    ids: list[str]
+    labels: list[str] | None = None
+
+
+class InputReader(Protocol):
+    """``reader(path, hints) -> PredictInput``; ``hints`` are the run's model hints."""
+
+    def __call__(self, path: Path, hints: Mapping[str, Any]) -> PredictInput: ...
+
+
+class Encoder(Protocol):
+    """Turns a task's raw inputs into model inputs with statistics fitted on train only
+    (a normaliser, a code vocabulary...); saved in the run folder as ``filename``."""
+
+    filename: str
+
+    def transform(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def hints(self) -> dict[str, int]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class EncoderType(Protocol):
+    filename: str
+
+    def fit(
+        self, ds: ArrayDataset, train_index: np.ndarray, settings: Mapping[str, Any]
+    ) -> Encoder:
+        """Fit on the rows ``train_index`` of ``ds`` (the training partition) only;
+        ``settings``: the recipe's ``preprocess`` section."""
+        ...
+
+    def from_dict(self, d: dict[str, Any]) -> Encoder: ...
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """A tiny fixture for the generic task tests: ``write(folder) -> task params``.
+
+    The fixture is written under ``folder`` (used as the data folder) and holds
+    ``unlabelled`` rows that the task must count as dropped in its cohort.
+    """
+
+    write: Callable[[Path], dict[str, Any]]
+    unlabelled: int = 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One registered task (see the module docstring).
+
+    inputs: input name -> kind, in the order the model takes them (``x`` first).
+    metrics: the metric families that score it (``medtorch.metrics.families``).
+    reader: how ``medtorch predict`` reads a new input file (None: predict says so).
+    predictor: a whole ``predict`` of its own, for inputs that are not rows of samples
+        (a WFDB record becomes beats, windows and episodes); takes the place of ``reader``.
+    encoder: the fitted input encoder; None is the ``preprocess.normalize`` normaliser.
+    example: the tiny fixture of the generic task tests.
+    """
+
     name: str
     fn: TaskFn
     description: str
+    inputs: Mapping[str, InputKind]
+    metrics: tuple[str, ...] = ("classification",)
+    reader: InputReader | None = None
+    predictor: Callable[..., str] | None = None
+    encoder: EncoderType | None = None
+    example: TaskExample | None = None
+    options: tuple[str, ...] = field(default=())  # predict options it takes (e.g. lead)
+
+    def valid_augment(self) -> set[str]:
+        """The ``trainer.augment`` keys its inputs allow."""
+        return {a for k in self.inputs.values() for a in INPUT_KINDS[k].augment}
+
+    @property
+    def tta(self) -> bool:
+        """Whether its main input has test-time views (``eval.tta``)."""
+        return INPUT_KINDS[self.inputs["x"]].tta
 
 
-_TASKS: dict[str, TaskInfo] = {}
+_TASKS: dict[str, Task] = {}
+_DISCOVERED = False
 
 
-def register_task(name: str, description: str = "") -> Callable[[TaskFn], TaskFn]:
-    """Register ``fn(data_dir, **params) -> ArrayDataset`` under ``name``.
+def register_task(
+    name: str,
+    description: str = "",
+    *,
+    inputs: Mapping[str, InputKind] | None = None,
+    metrics: tuple[str, ...] = ("classification",),
+    reader: InputReader | None = None,
+    predictor: Callable[..., str] | None = None,
+    encoder: EncoderType | None = None,
+    example: TaskExample | None = None,
+    options: tuple[str, ...] = (),
+) -> Callable[[TaskFn], TaskFn]:
+    """Register ``fn(data_dir, **params) -> ArrayDataset`` under ``name`` with its declaration.
 
-    The description defaults to the first line of the function's docstring.
+    The description defaults to the first line of the function's docstring; ``inputs``
+    defaults to ``{"x": "signal"}``.
     """
+    kinds: dict[str, InputKind] = dict(inputs or {"x": "signal"})
+    bad = {k: v for k, v in kinds.items() if v not in INPUT_KINDS}
+    if bad or next(iter(kinds)) != "x":
+        raise ConfigError(
+            f"expected inputs starting with 'x' of kinds {', '.join(INPUT_KINDS)}, got {kinds} "
+            f"in register_task({name!r}); fix the declaration"
+        )
 
     def deco(fn: TaskFn) -> TaskFn:
         if name in _TASKS and _TASKS[name].fn is not fn:
@@ -45,19 +180,36 @@ def register_task(name: str, description: str = "") -> Callable[[TaskFn], TaskFn
                 f"{_TASKS[name].fn.__module__}) in register_task; pick another name"
             )
         doc = (inspect.getdoc(fn) or "").strip().splitlines()
-        _TASKS[name] = TaskInfo(name, fn, description or (doc[0] if doc else ""))
+        _TASKS[name] = Task(name, fn, description or (doc[0] if doc else ""), kinds, metrics,
+                            reader, predictor, encoder, example, options)  # fmt: skip
         return fn
 
     return deco
 
 
+def _discover() -> None:
+    """Import every module of this package, then the ``medtorch.tasks`` entry points."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module("medtorch.data.tasks")
+    for mod in pkgutil.iter_modules(package.__path__):
+        if mod.name != "registry":
+            importlib.import_module(f"medtorch.data.tasks.{mod.name}")
+    for ep in metadata.entry_points(group="medtorch.tasks"):
+        importlib.import_module(ep.value)
+
+
 def list_tasks() -> list[str]:
     """Sorted names of all registered tasks."""
+    _discover()
     return sorted(_TASKS)
 
 
-def get_task(name: str) -> TaskInfo:
+def get_task(name: str) -> Task:
     """The registered task ``name``; unknown -> ConfigError with close matches."""
+    _discover()
     if name not in _TASKS:
         close = difflib.get_close_matches(name, list(_TASKS), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -74,7 +226,8 @@ def build_task(
     """Build the dataset of task ``name`` with ``params`` (from ``task.params``).
 
     Unknown task -> ConfigError naming ``task.name``; unknown or missing parameter ->
-    ConfigError naming ``task.params`` with the accepted parameters.
+    ConfigError naming ``task.params`` with the accepted parameters. The dataset's inputs
+    must be the ones the task declares.
     """
     info = get_task(name)
     params = dict(params or {})
@@ -82,18 +235,29 @@ def build_task(
     try:
         sig.bind(data_dir, **params)
     except TypeError as exc:
-        accepted = [
-            p
-            for p in list(sig.parameters)[1:]
-            if sig.parameters[p].kind
-            not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-        ]
         raise ConfigError(
-            f"expected parameters of task {name!r} ({', '.join(accepted) or 'none'}), "
+            f"expected parameters of task {name!r} ({', '.join(task_params(name)) or 'none'}), "
             f"got {sorted(params)} in task.params ({exc}); "
             "remove or rename the unknown key"
         ) from None
-    return info.fn(data_dir, **params)
+    ds = info.fn(data_dir, **params)
+    if list(ds.inputs) != list(info.inputs):
+        raise ConfigError(
+            f"expected inputs {list(info.inputs)} (as task {name!r} declares), got "
+            f"{list(ds.inputs)} in its dataset; fix the task's register_task(inputs=...)"
+        )
+    return ds
+
+
+def task_params(name: str) -> list[str]:
+    """The ``task.params`` keys task ``name`` accepts."""
+    sig = inspect.signature(get_task(name).fn)
+    return [
+        p
+        for p in list(sig.parameters)[1:]
+        if sig.parameters[p].kind
+        not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]
 
 
 def source_path(data_dir: Path | None, path: str | None, relative: str) -> Path:

@@ -6,15 +6,38 @@ Each row is one patient, so the row index is the patient id (the group).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.sources.svmlight import read_svmlight
-from medtorch.data.tasks.registry import register_task, source_path
+from medtorch.data.tasks.registry import PredictInput, TaskExample, register_task, source_path
 
 
-@register_task("svmlight_binary")
+def read_svmlight_input(path: Path, hints: Any) -> PredictInput:
+    """The ``reader`` of svmlight tasks: a file of the run's width (``n_inputs``)."""
+    xs, y = read_svmlight(path, n_features=int(hints["n_inputs"]))
+    x = np.asarray(xs.todense(), dtype=np.float32)
+    return PredictInput({"x": x}, [str(i) for i in range(len(x))], [str(int(v)) for v in y])
+
+
+def write_example(folder: Path) -> dict[str, str]:
+    """A tiny svmlight file (40 rows, 6 features; the format has no unlabelled rows)."""
+    rng = np.random.default_rng(0)
+    lines = [f"{k % 2} " + " ".join(f"{j}:{rng.random():.3f}" for j in range(1, 7))
+             for k in range(40)]  # fmt: skip
+    path = folder / "tiny.svmlight"
+    path.write_text("\n".join(lines) + "\n")
+    return {"path": str(path)}
+
+
+@register_task(
+    "svmlight_binary",
+    inputs={"x": "features"},
+    reader=read_svmlight_input,
+    example=TaskExample(write_example, unlabelled=0),
+)
 def svmlight_binary(
     data_dir: Path | None,
     path: str | None = None,
