@@ -24,7 +24,9 @@ CLASS_NAMES_5 = ["seizure", "tumour_area", "healthy_area", "eyes_closed", "eyes_
 _FILE = Path("uci_epileptic_seizure") / "data.csv.gz"
 
 
-def _source(data_dir: Path | None, path: str | Path | None) -> tuple[Path, str]:
+def resolve_source(data_dir: Path | None, path: str | Path | None) -> tuple[Path, str]:
+    """The UCI file a seizure task reads and how the run names its source: ``path``, else
+    the data folder's copy, else the bundled one."""
     if path is not None:
         return Path(path), str(path)
     if data_dir is not None and (Path(data_dir) / _FILE).is_file():
@@ -33,7 +35,7 @@ def _source(data_dir: Path | None, path: str | Path | None) -> tuple[Path, str]:
 
 
 def _dataset(data_dir: Path | None, path: str | Path | None, binary: bool) -> ArrayDataset:
-    file, source = _source(data_dir, path)
+    file, source = resolve_source(data_dir, path)
     X, y_raw, ids, recording, _, unlabelled = read_uci_seizure_rows(file)
     if binary:
         y, names = (y_raw == 1).astype(np.int64), ["non_seizure", "seizure"]
