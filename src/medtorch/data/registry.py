@@ -24,8 +24,8 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -91,38 +91,6 @@ def _checksums(name: str) -> list[tuple[str, int, str]]:
     return rows
 
 
-_UCI_URL = "https://archive.ics.uci.edu/static/public/388/epileptic+seizure+recognition.zip"
-_MIMIC3_DEMO_URL = "https://physionet.org/files/mimiciii-demo/1.4/"
-# sha256 of the decompressed CSVs (MIMIC-III demo SOURCE.md); PhysioNet serves them plain
-_MIMIC3_CONTENT = {
-    "ADMISSIONS": "d2020d2373294a24b1f45d408788655b7f11f6e9facb81ab426d3b206bd68f66",
-    "CALLOUT": "76edb7acc33ae976d7b777395d70db2075ade83fd2606ec16abada1795ff3b99",
-    "CAREGIVERS": "04132c49fc282d0662f89e1e28c26f36f6da7ae6e5441deba6fa38e2be46dee0",
-    "CPTEVENTS": "3715d0c80d9a4ebc639ede2f9727b90e22620e601d1708ce44958d7ee33b072c",
-    "DATETIMEEVENTS": "791965ee07f19c90af114ca11a6e4976993edea15fa689795799f6ec0c51e2e6",
-    "DIAGNOSES_ICD": "fc0efcaf575beb3b627e9d0fb53b1644a54acac6d0cc6d7964f5943f2cbb83fc",
-    "DRGCODES": "cce7354ea215a6c6099620366bcb4e38fb2a3b0343c8549b3abd30c4c2bee486",
-    "D_CPT": "427011b1cf5e910ec90fe3ee727270fab52b1c295d297843b126ebd2ff24caac",
-    "D_ICD_DIAGNOSES": "3483111ded9acbd7ee942fae696e767bafc7f3b17d26658d082a8807022293c2",
-    "D_ICD_PROCEDURES": "a651caec8a31b89baf24c8e2d539dadb1bbfd399a733d1ba1bb56b1724c77059",
-    "D_ITEMS": "70fc815594ce8f4ce737e55bb4ece62b80a2636e4eecf7388dc5325a1a5b6fee",
-    "D_LABITEMS": "a97f74eb69412454090f9e5816440c9b3d1c10cfa01accf65fab36079fce2ba1",
-    "ICUSTAYS": "323c4dfb89584a9697bc04fc61f60cdaaee3e7cab19235a9da113b98895b34cb",
-    "INPUTEVENTS_CV": "6afff6073da518f5bca2800d1990d4f5821fae56dafaf255390d5d2585f7cd63",
-    "INPUTEVENTS_MV": "6cd23739099905adc08b913229ec6594d7f281df2b0c4a7a62528e40e7acae34",
-    "LABEVENTS": "16b220663d4ca1f82a3b6c283f88e00b3a6ad1d5f570f4f606b57e43c7046fa2",
-    "MICROBIOLOGYEVENTS": "82af878505d77709a0b464e3889055ec747364999590cbe613835da51169d4f3",
-    "NOTEEVENTS": "cf49c6698ee632d77adc56228e46fac397d55f48d983f4b5e05e502f22a199f8",
-    "OUTPUTEVENTS": "4e01bbee74f88bd70c5cf260a08e8535565ba3a1be6e2ec3120bb016774d2c7a",
-    "PATIENTS": "6e05f5d9ada57cc3b799134dc659ce358184f5b0bbf3dcdbb3f84c34d4ccf0e1",
-    "PRESCRIPTIONS": "94b5b109038aa4c528ca66be1a9398b833d96955058bc62088bf89ac8a1c02cc",
-    "PROCEDUREEVENTS_MV": "7329315450d20f2f99c82c79c389a45202ebb0c1b8ac3cb9f943cec45c2e32d4",
-    "PROCEDURES_ICD": "aa55768a5c804a34e2fdbba80c13cb825363b2ea8c92105d477c3dab0653f2ff",
-    "SERVICES": "ffae77146a38473e444818e40831bcb10a5e4c84ff0d51d58198696f916cfbca",
-    "TRANSFERS": "e06f089e5e3b5fca9cb95575d036167aed33a6313f1f2f7634ce728c39b901ee",
-}
-
-
 def _parse_manifest(text: str, base_url: str) -> tuple[FileSpec, ...]:
     """``sha256sum`` lines (``<digest>  <path>``, ``*`` binary marker allowed) -> FileSpecs."""
     out = []
@@ -149,163 +117,52 @@ def dataset_files(info: DatasetInfo, data_dir: Path | str | None) -> tuple[FileS
     return _parse_manifest(manifest.read_text(), info.manifest_url.rsplit("/", 1)[0] + "/")
 
 
-def _files(name: str) -> tuple[FileSpec, ...]:
+def files_from_checksums(
+    name: str, source: Callable[[str], tuple[str | None, str | None, str | None]] | None = None
+) -> tuple[FileSpec, ...]:
+    """The files listed in the package's ``checksums/<name>.sha256``; ``source(path)`` gives
+    each file's (url, content_sha256, zip_member) where the publisher serves it."""
     out = []
     for digest, size, path in _checksums(name):
-        url = content = member = None
-        if name == "uci_epileptic_seizure":
-            url, member = _UCI_URL, "data.csv"
-            content = "4b3f6024ea24a864c0de51b2ba477bf8b9e4974e8cc01a00dcf45bfc59d48deb"
-        elif name == "mitdb":
-            url = f"https://physionet.org/files/mitdb/1.0.0/{path}"
-        elif name == "mimic3_demo":
-            table = path.removesuffix(".csv.gz")
-            url, content = f"{_MIMIC3_DEMO_URL}{table}.csv", _MIMIC3_CONTENT.get(table)
-        elif name == "medmnist":
-            url = f"https://zenodo.org/records/10519652/files/{path}"
+        url, content, member = source(path) if source is not None else (None, None, None)
         out.append(FileSpec(path, digest, size, url, content, member))
     return tuple(out)
 
 
-@lru_cache(maxsize=1)
+_DATASETS: dict[str, DatasetInfo] = {}
+_DISCOVERED = False
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Add a dataset (each module of ``medtorch.data.datasets`` declares its own)."""
+    if info.name in _DATASETS and _DATASETS[info.name] != info:
+        raise DataError(f"expected a new dataset name, got {info.name!r} in register_dataset; "
+                        "pick another name")  # fmt: skip
+    _DATASETS[info.name] = info
+    return info
+
+
 def _registry() -> dict[str, DatasetInfo]:
-    infos = [
-        DatasetInfo(
-            "uci_epileptic_seizure",
-            "uci_epileptic_seizure",
-            "UCI Epileptic Seizure Recognition",
-            "11,500 one-second single-channel EEG chunks (178 samples, 173.61 Hz) from 500 "
-            "Bonn recordings (23 chunks each), 5 classes (y=1 seizure)",
-            "CC BY 4.0 (UCI)",
-            (
-                "Andrzejak RG et al., Phys. Rev. E 64, 061907 (2001)",
-                "UCI Machine Learning Repository, Epileptic Seizure Recognition (id 388)",
-            ),
-            "https://archive.ics.uci.edu/dataset/388/epileptic+seizure+recognition",
-            _files("uci_epileptic_seizure"),
-            bundled=True,
-        ),
-        DatasetInfo(
-            "cse6250_course",
-            "cse6250_course",
-            "Georgia Tech CSE6250 DL lab: patients.svmlight",
-            "836 patients x 3179 sparse features (svmlight, label 1 = 336 patients), output of the "
-            "course's Spark pipeline on the bootcamp sample events",
-            "none stated (course material; test fixture only)",
-            ("Georgia Tech CSE6250 Big Data for Healthcare, DL lab (1_FeedforwardNet)",),
-            "https://github.com/ast0414/CSE6250BDH-LAB-DL",
-            _files("cse6250_course"),
-            manual_download="no public download: copy patients.svmlight from the CSE6250 DL lab "
-            "repository (the fork srjalan/CSE6250BDH-LAB-DL carries it), gzip it",
-        ),
-        DatasetInfo(
-            "mitdb",
-            "mitdb",
-            "MIT-BIH Arrhythmia Database 1.0.0",
-            "48 half-hour two-lead ECG records (47 subjects, 360 Hz, WFDB format 212) with "
-            "reference beat annotations (109,494 beats)",
-            "ODC-By 1.0 (PhysioNet)",
-            (
-                "Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE EMB Mag "
-                "20(3):45-50 (2001); doi:10.13026/C2F305",
-                "Goldberger AL et al. PhysioBank, PhysioToolkit, and PhysioNet. Circulation "
-                "101(23):e215-e220 (2000)",
-            ),
-            "https://physionet.org/content/mitdb/1.0.0/",
-            _files("mitdb"),
-        ),
-        DatasetInfo(
-            "mimic3_demo",
-            "mimic3_demo",
-            "MIMIC-III Clinical Database Demo 1.4",
-            "100 ICU patients, 25 of 26 MIMIC-III tables as gzipped CSV (no CHARTEVENTS)",
-            "ODbL 1.0 (PhysioNet)",
-            (
-                "Johnson A, Pollard T, Mark R. MIMIC-III Clinical Database Demo (version 1.4), "
-                "PhysioNet (2019); doi:10.13026/C2HM2Q",
-                "Johnson AEW et al. MIMIC-III, a freely accessible critical care database. "
-                "Sci Data 3:160035 (2016)",
-                "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
-            ),
-            "https://physionet.org/content/mimiciii-demo/1.4/",
-            _files("mimic3_demo"),
-        ),
-        DatasetInfo(
-            "medmnist",
-            "medmnist",
-            "MedMNIST v2 RetinaMNIST (28x28)",
-            "1,600 fundus images 28x28x3, diabetic-retinopathy grade 0-4; official splits "
-            "1080/120/400",
-            "CC BY 4.0 (MedMNIST)",
-            (
-                "Yang J et al. MedMNIST v2: a large-scale lightweight benchmark for 2D and 3D "
-                "biomedical image classification. Sci Data 10:41 (2023)",
-            ),
-            "https://medmnist.com/",
-            _files("medmnist"),
-        ),
-        DatasetInfo(
-            "ham10000_subset",
-            "ham10000_subset",
-            "HAM10000 subset (5,366 images, 128x128)",
-            "5,366 dermoscopic images (3,789 lesions, 7 classes) resized to 128x128 JPEG with the "
-            "official metadata rows; split by lesion_id",
-            "CC BY-NC 4.0 (non-commercial)",
-            (
-                "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of "
-                "multi-source dermatoscopic images of common pigmented skin lesions. Sci Data "
-                "5:180161 (2018); doi:10.1038/sdata.2018.161",
-            ),
-            "https://doi.org/10.7910/DVN/DBW86T",
-            _files("ham10000_subset"),
-            manual_download="no public single download of this subset: it is 5,366 HAM10000 "
-            "images (Harvard Dataverse doi:10.7910/DVN/DBW86T) resized to 128x128 with their "
-            "official metadata rows, built as its SOURCE.md describes; download HAM10000 "
-            "from the Dataverse, rebuild the subset that way",
-        ),
-        # external validation of the MIT-BIH heartbeat recipes (never trained on)
-        DatasetInfo(
-            "incartdb",
-            "incartdb",
-            "St Petersburg INCART 12-lead Arrhythmia Database 1.0.0",
-            "75 half-hour 12-lead Holter excerpts from 32 patients (257 Hz) with reference "
-            "beat annotations (over 175,000 beats); external test set for the MIT-BIH recipes",
-            "ODC-By 1.0 (PhysioNet)",
-            (
-                "Tihonenko V, Khaustov A, Ivanov S, Rivin A, Yakushenko E. St Petersburg INCART "
-                "12-lead Arrhythmia Database (version 1.0.0). PhysioNet (2008)",
-                "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
-            ),
-            "https://physionet.org/content/incartdb/1.0.0/",
-            (),
-            manifest_url="https://physionet.org/files/incartdb/1.0.0/SHA256SUMS.txt",
-            size_note="about 0.8 GB (75 records x 12 leads x 30 min at 257 Hz)",
-        ),
-        DatasetInfo(
-            "svdb",
-            "svdb",
-            "MIT-BIH Supraventricular Arrhythmia Database 1.0.0",
-            "78 half-hour two-lead ECG records (128 Hz) rich in supraventricular ectopy, with "
-            "reference beat annotations; external test set for the MIT-BIH recipes",
-            "ODC-By 1.0 (PhysioNet)",
-            (
-                "Greenwald SD, Patil RS, Mark RG. Improved detection and classification of "
-                "arrhythmias in noise-stressed electrocardiograms using neural networks. "
-                "Computers in Cardiology 17:461-464 (1990)",
-                "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
-            ),
-            "https://physionet.org/content/svdb/1.0.0/",
-            (),
-            manifest_url="https://physionet.org/files/svdb/1.0.0/SHA256SUMS.txt",
-            size_note="about 55 MB (78 records x 2 leads x 30 min at 128 Hz)",
-        ),
-    ]
-    return {d.name: d for d in infos}
+    """Every declared dataset: the modules of ``medtorch.data.datasets`` (one file a
+    dataset, found on first use), then those named by the ``medtorch.datasets`` entry points."""
+    global _DISCOVERED
+    if not _DISCOVERED:
+        _DISCOVERED = True
+        import importlib
+        import pkgutil
+        from importlib import metadata
+
+        package = importlib.import_module("medtorch.data.datasets")
+        for mod in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"medtorch.data.datasets.{mod.name}")
+        for ep in metadata.entry_points(group="medtorch.datasets"):
+            importlib.import_module(ep.value)
+    return _DATASETS
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """All registered datasets, in registry order."""
-    return list(_registry().values())
+    """All registered datasets, by name."""
+    return [d for _, d in sorted(_registry().items())]
 
 
 def get_dataset(name: str) -> DatasetInfo:

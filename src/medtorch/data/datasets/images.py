@@ -1,0 +1,44 @@
+"""Image datasets: MedMNIST v2 RetinaMNIST and the HAM10000 dermoscopy subset."""
+
+from medtorch.data.registry import DatasetInfo, files_from_checksums, register_dataset
+
+register_dataset(
+    DatasetInfo(
+        "medmnist",
+        "medmnist",
+        "MedMNIST v2 RetinaMNIST (28x28)",
+        "1,600 fundus images 28x28x3, diabetic-retinopathy grade 0-4; official splits 1080/120/400",
+        "CC BY 4.0 (MedMNIST)",
+        (
+            "Yang J et al. MedMNIST v2: a large-scale lightweight benchmark for 2D and 3D "
+            "biomedical image classification. Sci Data 10:41 (2023)",
+        ),
+        "https://medmnist.com/",
+        files_from_checksums(
+            "medmnist",
+            lambda path: (f"https://zenodo.org/records/10519652/files/{path}", None, None),
+        ),
+    )
+)
+
+register_dataset(
+    DatasetInfo(
+        "ham10000_subset",
+        "ham10000_subset",
+        "HAM10000 subset (5,366 images, 128x128)",
+        "5,366 dermoscopic images (3,789 lesions, 7 classes) resized to 128x128 JPEG with the "
+        "official metadata rows; split by lesion_id",
+        "CC BY-NC 4.0 (non-commercial)",
+        (
+            "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of "
+            "multi-source dermatoscopic images of common pigmented skin lesions. Sci Data "
+            "5:180161 (2018); doi:10.1038/sdata.2018.161",
+        ),
+        "https://doi.org/10.7910/DVN/DBW86T",
+        files_from_checksums("ham10000_subset"),
+        manual_download="no public single download of this subset: it is 5,366 HAM10000 "
+        "images (Harvard Dataverse doi:10.7910/DVN/DBW86T) resized to 128x128 with their "
+        "official metadata rows, built as its SOURCE.md describes; download HAM10000 "
+        "from the Dataverse, rebuild the subset that way",
+    )
+)
