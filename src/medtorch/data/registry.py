@@ -67,6 +67,7 @@ class DatasetInfo:
     manual_download: str = ""  # how to get it when there is no public URL
     manifest_url: str | None = None  # the publisher's sha256sum list; files come from it
     size_note: str = ""  # the size, in words, when the files are not listed in the package
+    rank: int = 100  # place in `medtorch data list` (then by name): the catalogue's order
 
     @property
     def citation(self) -> str:
@@ -161,8 +162,8 @@ def _registry() -> dict[str, DatasetInfo]:
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """All registered datasets, by name."""
-    return [d for _, d in sorted(_registry().items())]
+    """All registered datasets, in catalogue order (``rank``, then name)."""
+    return sorted(_registry().values(), key=lambda d: (d.rank, d.name))
 
 
 def get_dataset(name: str) -> DatasetInfo:
@@ -172,7 +173,7 @@ def get_dataset(name: str) -> DatasetInfo:
         close = difflib.get_close_matches(name, list(reg), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise DataError(
-            f"expected a known dataset, got {name!r} in dataset name; {hint}known: {', '.join(reg)}"
+            f"expected a known dataset, got {name!r} in dataset name; {hint}known: {', '.join(d.name for d in list_datasets())}"
         )
     return reg[name]
 

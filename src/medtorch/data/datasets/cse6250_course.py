@@ -15,5 +15,6 @@ register_dataset(
         files_from_checksums("cse6250_course"),
         manual_download="no public download: copy patients.svmlight from the CSE6250 DL lab "
         "repository (the fork srjalan/CSE6250BDH-LAB-DL carries it), gzip it",
+        rank=1,
     )
 )

@@ -18,6 +18,7 @@ register_dataset(
             "medmnist",
             lambda path: (f"https://zenodo.org/records/10519652/files/{path}", None, None),
         ),
+        rank=4,
     )
 )
 
@@ -40,5 +41,6 @@ register_dataset(
         "images (Harvard Dataverse doi:10.7910/DVN/DBW86T) resized to 128x128 with their "
         "official metadata rows, built as its SOURCE.md describes; download HAM10000 "
         "from the Dataverse, rebuild the subset that way",
+        rank=5,
     )
 )

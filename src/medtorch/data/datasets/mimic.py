@@ -55,5 +55,6 @@ register_dataset(
         ),
         "https://physionet.org/content/mimiciii-demo/1.4/",
         files_from_checksums("mimic3_demo", _source),
+        rank=3,
     )
 )

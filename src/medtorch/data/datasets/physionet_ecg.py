@@ -23,6 +23,7 @@ register_dataset(
         files_from_checksums(
             "mitdb", lambda path: (f"https://physionet.org/files/mitdb/1.0.0/{path}", None, None)
         ),
+        rank=2,
     )
 )
 
@@ -43,6 +44,7 @@ register_dataset(
         (),
         manifest_url="https://physionet.org/files/incartdb/1.0.0/SHA256SUMS.txt",
         size_note="about 0.8 GB (75 records x 12 leads x 30 min at 257 Hz)",
+        rank=6,
     )
 )
 
@@ -64,5 +66,6 @@ register_dataset(
         (),
         manifest_url="https://physionet.org/files/svdb/1.0.0/SHA256SUMS.txt",
         size_note="about 55 MB (78 records x 2 leads x 30 min at 128 Hz)",
+        rank=7,
     )
 )

@@ -21,5 +21,6 @@ register_dataset(
         "https://archive.ics.uci.edu/dataset/388/epileptic+seizure+recognition",
         files_from_checksums("uci_epileptic_seizure", lambda path: (_URL, _CONTENT, "data.csv")),
         bundled=True,
+        rank=0,
     )
 )
