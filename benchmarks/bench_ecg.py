@@ -1,6 +1,6 @@
 """ECG speed on the CPU: MIT-BIH beat extraction and ``medtorch predict`` per record.
 
-(a) **Beat extraction**: :func:`medtorch.data.tasks.mitdb.extract_beats` on all 48 MIT-BIH
+(a) **Beat extraction**: :func:`medtorch.ecg.beats.extract_beats` on all 48 MIT-BIH
     records with the task's defaults (lead MLII, 360 Hz, 0.25 s + 0.45 s windows, baseline
     + 60 Hz notch filter, RR features; 2 worker processes), ``--repeats`` times, median;
     with ``--run``, again with that run's task params (e.g. 180 Hz, patient-relative
@@ -57,8 +57,9 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float
 
 def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> dict[str, Any]:
     """With ``run_dir``: the run's own task params (e.g. patient_norm, morph_features)."""
-    from medtorch.data.tasks.mitdb import ALL_RECORDS, extract_beats
+    from medtorch.ecg.beats import extract_beats
     from medtorch.ecg.predict import BEAT_DEFAULTS
+    from medtorch.ecg.records import ALL_RECORDS
     from medtorch.pipeline import load_run
 
     holder: dict[str, Any] = {}
@@ -86,8 +87,8 @@ def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> 
 def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     """The inputs ``medtorch predict`` builds for a beat run, and the record duration (s)."""
     from medtorch.data.sources.wfdb_reader import read_record
-    from medtorch.data.tasks.mitdb import select_lead
     from medtorch.ecg.predict import BEAT_DEFAULTS, _beats, lead_beat_inputs
+    from medtorch.ecg.records import select_lead
     from medtorch.pipeline import load_normalizer, load_run
 
     cfg, spec = load_run(run_dir)
@@ -171,8 +172,8 @@ def bench_predict(
 
 def bench_detectors(mitdb: Path, records: list[str], repeats: int) -> dict[str, Any]:
     from medtorch.data.sources.wfdb_reader import read_record
-    from medtorch.data.tasks.mitdb import select_lead
     from medtorch.ecg.predict import DETECTORS, detect_beats
+    from medtorch.ecg.records import select_lead
 
     out: dict[str, Any] = {}
     for r in records:
@@ -213,7 +214,7 @@ def main() -> None:
     a = p.parse_args()
     if not a.data_dir:
         sys.exit("error: pass --data-dir or set MEDTORCH_DATA")
-    from medtorch.data.tasks.mitdb import mitdb_dir
+    from medtorch.ecg.records import mitdb_dir
 
     mitdb = mitdb_dir(a.data_dir)
     repeats = 1 if a.quick else a.repeats

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ecg_rr_gate_cv import recipe_beats
-from medtorch.data.tasks.mitdb import DS1
+from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate
 
 

@@ -27,8 +27,9 @@ import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.sources.wfdb_reader import read_annotations, read_record
-from medtorch.data.tasks.mitdb import DS2, af_indicator, mitdb_dir
+from medtorch.ecg.af import af_indicator
 from medtorch.ecg.predict import AF_DEFAULTS, predict_af
+from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.pipeline import load_normalizer, restore_model
 
 MODES = (("annotations", True, "gqrs"), ("gqrs", False, "gqrs"), ("xqrs", False, "xqrs"))

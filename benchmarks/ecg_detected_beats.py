@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import DS2, mitdb_dir
+from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.ecg.score import score_records
 from summarize_ecg_runs import aami_rows  # same folder
 

@@ -43,7 +43,7 @@ import numpy as np
 from medtorch.config import load_config
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.splits import register_protocol
-from medtorch.data.tasks.mitdb import DS1
+from medtorch.ecg.records import DS1
 from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_run, prepare, restore_model, task_data_dir, train_run
 from medtorch.train.trainer import Trainer

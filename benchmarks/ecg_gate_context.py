@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ecg_rr_gate_cv import MORPH_GATE_COLS, gate_predict, loro_predict, recipe_beats, scores
-from medtorch.data.tasks.mitdb import DS1, PATIENT_RR_FEATURES, RR_SEQUENCE_BEATS
+from medtorch.ecg.features import PATIENT_RR_FEATURES, RR_SEQUENCE_BEATS
+from medtorch.ecg.records import DS1
 
 WEIGHT = 10.0
 STRIP0 = PATIENT_RR_FEATURES.index("log_rr_+0_over_record")  # the beat's own interval

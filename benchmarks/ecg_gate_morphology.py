@@ -6,10 +6,10 @@
 The recipe's gate (trees on the first 7 patient-relative RR features, S weight 10, see
 ``ecg_rr_gate_cv.py``) tells SVEB from normal beats by prematurity alone. An atrial
 premature beat also has an early, odd or hidden P wave. Candidates: the recipe's 7 RR
-features plus :func:`medtorch.data.tasks.mitdb.morphology_measures` of the beat against
+features plus :func:`medtorch.ecg.features.morphology_measures` of the beat against
 its record's median beat (P-wave correlation, RMS difference and amplitude ratio; QRS
 correlation and RMS difference; ST-T RMS difference), either raw or as robust z-scores
-within the record (:data:`~medtorch.data.tasks.mitdb.MORPH_FEATURES`), all six or a few.
+within the record (:data:`~medtorch.ecg.features.MORPH_FEATURES`), all six or a few.
 
 Protocol as in ``ecg_rr_gate_cv.py``: leave one DS1 record out, fit on the N and S beats
 of the other 21, call S where the gate's score > 0; pooled S Se, +P and F1 over DS1.
@@ -27,14 +27,9 @@ from typing import Any
 import numpy as np
 
 from ecg_rr_gate_cv import gate_predict, loro_predict, recipe_beats, scores  # same folder
-from medtorch.data.tasks.mitdb import (
-    DS1,
-    MORPH_FEATURES,
-    N_PATIENT_RR,
-    morphology_measures,
-    robust_z,
-    window_bounds,
-)
+from medtorch.ecg.beats import window_bounds
+from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR, morphology_measures, robust_z
+from medtorch.ecg.records import DS1
 
 N_RR, WEIGHT = 7, 10.0  # the recipe's gate (model.params.rr_gate_*)
 

@@ -34,14 +34,14 @@ import numpy as np
 
 from ecg_rr_gate_cv import MORPH_GATE_COLS as COLS  # same folder
 from ecg_rr_gate_cv import gate_predict, recipe_beats, scores
-from medtorch.data.tasks.mitdb import (
-    DS1,
+from medtorch.ecg.beats import window_bounds
+from medtorch.ecg.features import (
     MORPH_REFERENCES,
     N_PATIENT_RR,
     morph_reference_mask,
     morphology_features,
-    window_bounds,
 )
+from medtorch.ecg.records import DS1
 
 N_RR, WEIGHT, FS = 7, 10.0, 180.0
 

@@ -29,7 +29,7 @@ import torch
 from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
 from ecg_rr_gate_cv import recipe_beats, scores
-from medtorch.data.tasks.mitdb import DS1
+from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate, min_ppv_threshold
 
 

@@ -42,8 +42,9 @@ import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.sources.wfdb_reader import read_annotations, read_record
-from medtorch.data.tasks.mitdb import AAMI_MAP, BEAT_SYMBOLS, DS1, mitdb_dir, select_lead
+from medtorch.ecg.beats import AAMI_MAP
 from medtorch.ecg.predict import detect_beats, to_r_peaks
+from medtorch.ecg.records import BEAT_SYMBOLS, DS1, mitdb_dir, select_lead
 from medtorch.ecg.score import EC57_TOLERANCE_S, match_detections
 
 

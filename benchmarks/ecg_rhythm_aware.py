@@ -23,8 +23,9 @@ import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.preprocess import Normalizer
-from medtorch.data.tasks.mitdb import AAMI_CLASSES, DS2, mitdb_dir
+from medtorch.ecg.beats import AAMI_CLASSES
 from medtorch.ecg.predict import AF_DEFAULTS, BEAT_DEFAULTS, predict_record
+from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_normalizer, restore_model
 from summarize_ecg_runs import aami_rows  # same folder

@@ -8,7 +8,7 @@ The question: which second stage, on which RR features, best tells SVEB (S) from
 model fits its :class:`medtorch.models.rr_gate.RRGate` (S weighted w): logistic regression
 (6 weights) and gradient-boosted trees (2 weights, as they are slow) on
 - ``pn7`` / ``pn24``: the first 7 / all 24 patient-relative RR features of the recipe
-  (``task.params.patient_norm``, :func:`medtorch.data.tasks.mitdb.patient_relative`);
+  (``task.params.patient_norm``, :func:`medtorch.ecg.features.patient_relative`);
 - ``raw4``: previous, next, local and record-mean RR in seconds (de Chazal et al. 2004);
 - ``raw4+pn7``: both.
 
@@ -32,14 +32,9 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
-from medtorch.data.tasks.mitdb import (
-    DS1,
-    DS2,
-    MORPH_FEATURES,
-    N_PATIENT_RR,
-    extract_beats,
-    mitdb_dir,
-)
+from medtorch.ecg.beats import extract_beats
+from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR
+from medtorch.ecg.records import DS1, DS2, mitdb_dir
 from medtorch.models.rr_gate import RRGate
 
 LR_WEIGHTS = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ecg_rr_gate_cv import MORPH_GATE_COLS, recipe_beats, scores  # same folder
-from medtorch.data.tasks.mitdb import DS1
+from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate
 
 N_FEATURES, WEIGHT = 7, 10.0  # the RR stage (model.params.rr_gate_*)

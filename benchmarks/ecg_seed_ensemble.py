@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medtorch.data.tasks.mitdb import AAMI_CLASSES
+from medtorch.ecg.beats import AAMI_CLASSES
 from medtorch.metrics.aami import aami_report
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from medtorch.cli import main
-from medtorch.data.tasks.mitdb import MORPH_FEATURES
+from medtorch.ecg.features import MORPH_FEATURES
 
 pytestmark = pytest.mark.realdata
 

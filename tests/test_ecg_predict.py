@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from medtorch.data.tasks.mitdb import BEAT_SYMBOLS
 from medtorch.ecg.predict import (
     DETECTORS,
     detect_beats,
@@ -21,6 +20,7 @@ from medtorch.ecg.predict import (
     predict_record_to_csv,
     write_predictions_csv,
 )
+from medtorch.ecg.records import BEAT_SYMBOLS
 from medtorch.errors import ConfigError
 
 

@@ -10,22 +10,11 @@ import pytest
 from medtorch.config import SplitConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.splits import make_split
-from medtorch.data.tasks.mitdb import (
-    AAMI_CLASSES,
-    AAMI_MAP,
-    DS1,
-    DS2,
-    MORPH_FEATURES,
-    N_PATIENT_RR,
-    PACED,
-    af_indicator,
-    af_rr_features,
-    beat_inputs,
-    mitdb_aami_beats,
-    mitdb_af_windows,
-    patient_relative,
-    rr_features,
-)
+from medtorch.data.tasks.mitdb import mitdb_aami_beats, mitdb_af_windows
+from medtorch.ecg.af import af_indicator, af_rr_features
+from medtorch.ecg.beats import AAMI_CLASSES, AAMI_MAP, beat_inputs
+from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR, patient_relative, rr_features
+from medtorch.ecg.records import DS1, DS2, PACED
 from medtorch.errors import ConfigError, SplitError
 
 

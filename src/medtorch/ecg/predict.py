@@ -4,7 +4,7 @@ Beats come from the record's reference annotations (``.atr``) when they exist, o
 from a QRS detector (:data:`DETECTORS`: wfdb's gqrs, peak-corrected, or XQRS) run on the
 chosen lead at the record's rate; each row says which (``source``). Windows and RR features
 are built by the training code
-(:func:`medtorch.data.tasks.mitdb.beat_inputs`, :func:`~medtorch.data.tasks.mitdb.af_window_inputs`),
+(:func:`medtorch.ecg.beats.beat_inputs`, :func:`medtorch.ecg.af.af_window_inputs`),
 so a model sees at inference exactly what it saw in training.
 
 >>> rows, episodes = predict_record(model, norm.transform, "mitdb/100",
@@ -25,16 +25,9 @@ import numpy as np
 import torch
 
 from medtorch.data.sources.wfdb_reader import read_annotations, read_record
-from medtorch.data.tasks.mitdb import (
-    AAMI_CLASSES,
-    AAMI_MAP,
-    BEAT_SYMBOLS,
-    af_rr_features,
-    af_window_inputs,
-    beat_inputs,
-    prepare_lead,
-    select_lead,
-)
+from medtorch.ecg.af import af_rr_features, af_window_inputs
+from medtorch.ecg.beats import AAMI_CLASSES, AAMI_MAP, beat_inputs
+from medtorch.ecg.records import BEAT_SYMBOLS, prepare_lead, select_lead
 from medtorch.errors import ConfigError, fmt
 
 log = logging.getLogger("medtorch")

@@ -19,7 +19,7 @@ record's S and V counts. It serves two purposes a test split inside training can
   in the confusion matrix as the class ``none``, and accuracy and kappa count them as
   errors.
 
-Only beat annotations count (:data:`~medtorch.data.tasks.mitdb.BEAT_SYMBOLS`), as in
+Only beat annotations count (:data:`~medtorch.ecg.records.BEAT_SYMBOLS`), as in
 training; beats whose window runs off the record's ends are left out in both modes.
 """
 
@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.sources.wfdb_reader import read_annotations, read_header
-from medtorch.data.tasks.mitdb import AAMI_MAP, BEAT_SYMBOLS
+from medtorch.ecg.beats import AAMI_MAP
 from medtorch.ecg.predict import BEAT_DEFAULTS, predict_record
+from medtorch.ecg.records import BEAT_SYMBOLS
 from medtorch.errors import ConfigError, fmt
 from medtorch.metrics.aami import aami_report
 
