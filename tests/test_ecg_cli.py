@@ -79,13 +79,13 @@ def test_beats_train_predict_both_sources_and_export(
 ) -> None:
     run = _train(data_dir, tmp_path / "runs", "mitdb_aami_resnet1d",
                  "task.params.records=[101, 106, 112, 100, 105]",
-                 "split.valid_groups=[112]", "model.params.rr_net_features=24",
+                 "split.params.valid_groups=[112]", "model.params.rr_net_features=24",
                  f"model.params.rr_gate_features={GATE_COLUMNS}",
                  "model.params.rr_gate_method=trees", "model.params.rr_gate_min_ppv=0.5")  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
     aami = metrics["test"]["aami"]
     # the RR gate was fitted on the N and S beats of the training and validation records
-    # (the recipe's trainer.after_training_on; 101: 3 APCs, 112: 2), never the test ones,
+    # (the recipe's model.params.after_training_on; 101: 3 APCs, 112: 2), never the test ones,
     # and is in the checkpoint that predict and export load below; its operating point
     # (rr_gate_min_ppv, as in the recipe) was cross-validated leaving one of 3 records out
     stage2 = metrics["after_training"]
@@ -253,7 +253,7 @@ def test_af_with_rr_features_predicts_from_annotations_or_a_detector(
 
 def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Path, capsys) -> None:
     beat_run = _train(data_dir, tmp_path / "beats", "mitdb_aami_resnet1d",
-                      "task.params.records=[101, 119, 100]", "split.valid_groups=[119]")  # fmt: skip
+                      "task.params.records=[101, 119, 100]", "split.params.valid_groups=[119]")  # fmt: skip
     af_run = _train(data_dir, tmp_path / "af", "mitdb_af_rr_mlp",
                     "task.params.records=[201, 100, 203, 101, 210, 105]", "split.n_folds=3",
                     "model.params={hidden: [8]}", "trainer.max_epochs=15")  # fmt: skip
@@ -277,7 +277,7 @@ def test_predict_beats_and_af_episodes_in_one_call(data_dir: Path, tmp_path: Pat
 
 def test_predict_ensemble_averages_seed_probabilities(data_dir: Path, tmp_path: Path) -> None:
     runs = [_train(data_dir, tmp_path / f"s{seed}", "mitdb_aami_resnet1d",
-                   "task.params.records=[101, 119, 100]", "split.valid_groups=[119]",
+                   "task.params.records=[101, 119, 100]", "split.params.valid_groups=[119]",
                    f"trainer.seed={seed}") for seed in (0, 1)]  # fmt: skip
     rec = str(data_dir / "mitdb" / "100")
     single = []

@@ -70,15 +70,15 @@ def test_ds1_ds2_protocol_synthetic() -> None:
     again = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", seed=1))
     assert all((again[k] == split[k]).all() for k in split)  # the seed fixes the draw
     chosen = make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2",
-                                        valid_groups=["108", "112"]))  # fmt: skip
+                                        params={"valid_groups": ["108", "112"]}))  # fmt: skip
     assert set(groups[chosen["valid"]]) == {"108", "112"}
     assert set(groups[chosen["train"]]) == set(DS1) - {"108", "112"}
     with pytest.raises(SplitError, match="valid_groups=null"):  # not silently ignored
-        make_split(ds, SplitConfig(method="random", valid_groups=["108"]))
+        make_split(ds, SplitConfig(method="random", params={"valid_groups": ["108"]}))
     for bad in (["100"], ["108", "100"], []):  # DS2 records would leak the test set
-        with pytest.raises(SplitError, match=r"split\.valid_groups"):
+        with pytest.raises(SplitError, match=r"split\.params\.valid_groups"):
             make_split(ds, SplitConfig(method="protocol", protocol="mitdb_ds1_ds2",
-                                       valid_groups=bad))  # fmt: skip
+                                       params={"valid_groups": bad}))  # fmt: skip
 
 
 @pytest.mark.realdata
@@ -189,7 +189,7 @@ def test_train_exclude_ids_leave_training_only() -> None:
     ds = ArrayDataset({"x": np.zeros((len(y), 1, 4), np.float32)}, y, groups, AAMI_CLASSES,
                       sample_ids=ids, meta={"train_exclude_ids": held})  # fmt: skip
     plain = ArrayDataset(ds.inputs, y, groups, AAMI_CLASSES, sample_ids=ids)
-    cfg = SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", valid_groups=["108"])
+    cfg = SplitConfig(method="protocol", protocol="mitdb_ds1_ds2", params={"valid_groups": ["108"]})
     a, b = make_split(ds, cfg), make_split(plain, cfg)
     assert not set(ids[a["train"]]) & set(held)
     assert set(ids[b["train"]]) - set(ids[a["train"]]) == set(held) & set(ids[b["train"]])

@@ -51,10 +51,10 @@ def test_every_task_builds_on_its_fixture_as_declared(name: str, tmp_path: Path)
     assert task.example is not None, f"task {name} declares no example fixture"
     params = task.example.write(tmp_path)
     ds = build_task(name, tmp_path, params)
-    assert list(ds.inputs) == list(task.inputs)
+    assert list(ds.inputs) == list(task.kinds(params))
     assert len(ds) > 0 and len(ds.class_names) >= 2
     rank = {"signal": 3, "image": 4, "features": 2}
-    for key, kind in task.inputs.items():
+    for key, kind in task.kinds(params).items():
         assert kind in INPUT_KINDS
         if kind in rank:
             assert ds.inputs[key].ndim == rank[kind], (key, ds.inputs[key].shape)

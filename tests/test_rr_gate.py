@@ -230,7 +230,7 @@ def test_gate_errors_name_the_parameter() -> None:
 def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(
     tmp_path: Path,
 ) -> None:
-    """trainer.after_training_on=train+valid fits on both splits' beats, and every checkpoint
+    """model.params.after_training_on=train+valid fits on both splits' beats, and every checkpoint
     carries the fitted gate; a bad value is a one-line config error naming the key."""
     from medtorch.config import load_config
     from medtorch.data.dataset import ArrayDataset
@@ -259,12 +259,22 @@ def test_pipeline_fits_the_gate_on_the_named_splits_and_patches_checkpoints(
     with torch.no_grad():
         assert torch.allclose(fresh(x, rr), model(x, rr))
 
+    # the setting is the model's own (model.params.after_training_on), validated by it
+    assert _model().after_fit_on == ("train",)
+    with pytest.raises(ModelError, match="after_training_on") as err:
+        create_model("hannun_resnet1d_rr", 1, 3, after_training_on="test")
+    assert "\n" not in str(err.value)
+    # a recipe with the old key is told where it went; a run folder's is moved
     raw = {"data": {"dataset": "mitdb"}, "task": {"name": "mitdb_aami_beats"},
            "model": {"name": "hannun_resnet1d_rr"}}  # fmt: skip
-    assert load_config(raw).trainer.after_training_on == "train"
-    with pytest.raises(ConfigError, match="after_training_on") as err:
-        load_config(raw, ["trainer.after_training_on=test"])
-    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"model\.params\.after_training_on") as err2:
+        load_config(raw, ["trainer.after_training_on=train+valid"])
+    assert "\n" not in str(err2.value)
+    from medtorch.config import migrate_moved_keys
+
+    old = {**raw, "trainer": {"after_training_on": "train+valid"}}
+    moved = load_config(migrate_moved_keys(old))
+    assert moved.model.params["after_training_on"] == "train+valid"
 
 
 @pytest.mark.parametrize("method", ["logistic", "trees"])

@@ -45,6 +45,7 @@ class Prepared:
     split_info: dict[str, Any]
     encoder: Encoder
     task: Task
+    kinds: dict[str, str]  # each input's kind, for this run's task params
 
     @property
     def normalizer(self) -> Normalizer:
@@ -95,7 +96,7 @@ def encoder_type(task: Task) -> EncoderType:
 def check_task_settings(cfg: RunConfig, task: Task) -> None:
     """Settings that the task's inputs cannot take: augmentations of another kind of input,
     test-time views of an input that has none. One line naming the key."""
-    allowed = task.valid_augment()
+    allowed = task.valid_augment(cfg.task.params)
     aug = cfg.trainer.augment
     on = [k for k in type(aug).model_fields if getattr(aug, k)]
     if bad := [k for k in on if k not in allowed]:
@@ -103,10 +104,11 @@ def check_task_settings(cfg: RunConfig, task: Task) -> None:
             f"expected augmentations of {task.name!r}'s inputs ({', '.join(sorted(allowed)) or 'none'}), "
             f"got {bad[0]!r} in trainer.augment.{bad[0]}; remove it"
         )
-    if cfg.eval.tta and not task.tta:
+    if cfg.eval.tta and not task.tta(cfg.task.params):
         raise ConfigError(
             f"expected eval.tta false for task {task.name!r} (its main input, of kind "
-            f"{task.inputs['x']!r}, has no test-time views), got true in eval.tta; set it to false"
+            f"{task.kinds(cfg.task.params)['x']!r}, has no test-time views), got true in "
+            "eval.tta; set it to false"
         )
 
 
@@ -123,11 +125,11 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
         part = ds.subset(idx)
         part.inputs = encoder.transform(part.inputs)
         parts[name] = part
-    return Prepared(ds, parts, info, encoder, task)
+    return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)))
 
 
 def shape_hints(
-    ds: ArrayDataset, task: Task | None = None, encoder: Encoder | None = None
+    ds: ArrayDataset, kinds: dict[str, str] | None = None, encoder: Encoder | None = None
 ) -> dict[str, int]:
     """Shapes a model factory may need, from the kinds of the task's inputs.
 
@@ -136,7 +138,7 @@ def shape_hints(
     (codes); every further input of kind features: ``n_<name>`` (its width). The encoder
     adds what it fitted (e.g. the vocabulary size).
     """
-    kinds = dict(task.inputs) if task is not None else {}
+    kinds = dict(kinds or {})
     x = ds.inputs["x"]
     kind = kinds.get("x") or {2: "features", 3: "signal", 4: "image"}.get(x.ndim, "features")
     hints = {"n_inputs": int(x.shape[1])}
@@ -203,7 +205,7 @@ def _set_up(
         dump_config(cfg, run_dir / "config.yaml")
     prep = prepare(cfg, ddir)
     train = prep.parts["train"]
-    hints = shape_hints(train, prep.task, prep.encoder)
+    hints = shape_hints(train, prep.kinds, prep.encoder)
     if write:
         write_split(run_dir / "splits.json", prep.split_info)
         _json(
@@ -224,7 +226,7 @@ def _set_up(
                 "hints": hints,
                 "class_names": train.class_names,
                 "inputs": list(train.inputs),
-                "input_kinds": dict(prep.task.inputs),
+                "input_kinds": prep.kinds,
             },
         )
     if note := prep.split_info.get("leakage_note"):

@@ -115,7 +115,9 @@ def predict_to_csv(
     encoder = load_encoder(run_dir, cfg)
     read = task.reader(Path(input_path), spec["hints"])
     inputs = encoder.transform(read.inputs)
-    proba = _proba(model, [inputs[n] for n in spec["inputs"]], tta=cfg.eval.tta and task.tta)
+    proba = _proba(
+        model, [inputs[n] for n in spec["inputs"]], tta=cfg.eval.tta and task.tta(cfg.task.params)
+    )
     classes = spec["class_names"]
     labels = read.labels
     out.parent.mkdir(parents=True, exist_ok=True)

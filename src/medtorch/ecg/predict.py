@@ -393,3 +393,41 @@ def predict_record_to_csv(
         ep = write_predictions_csv(Path(out).with_suffix(".episodes.csv"), episodes)
         msg += f" and {len(episodes)} AF episodes to {ep}"
     return msg
+
+
+def predict_run(
+    *,
+    run_dir: Path,
+    cfg: Any,
+    spec: dict[str, Any],
+    model: torch.nn.Module,
+    input_path: Path,
+    out: Path,
+    af_run: Path | None = None,
+    lead: str | None = None,
+    detector: str = "gqrs",
+) -> str:
+    """The ``predictor`` the MIT-BIH tasks declare: ``medtorch predict`` on a WFDB record.
+
+    ``af_run``: an AF-window run used beside a heartbeat run, so one call writes the beats
+    and the AF episodes (``--af-run``); ``lead`` and ``detector`` as in
+    :func:`predict_record_to_csv`.
+    """
+    from medtorch.pipeline import load_normalizer, restore_model
+
+    af = None
+    if af_run is not None:
+        if cfg.task.name != "mitdb_aami_beats":
+            raise ConfigError(
+                f"expected a heartbeat run (task mitdb_aami_beats) with --af-run, got task "
+                f"{cfg.task.name!r} in {run_dir}; pass the AF run alone or a beat run first"
+            )
+        af_cfg, _, af_model = restore_model(af_run)
+        if af_cfg.task.name != "mitdb_af_windows":
+            raise ConfigError(
+                f"expected an AF run (task mitdb_af_windows) in --af-run, got task "
+                f"{af_cfg.task.name!r} in {af_run}; train one with recipe mitdb_af_rr_mlp"
+            )
+        af = (af_cfg, af_model, load_normalizer(af_run))
+    return predict_record_to_csv(cfg, model, load_normalizer(run_dir), spec["class_names"],
+                                 input_path, out, af, lead, detector)  # fmt: skip

@@ -25,7 +25,7 @@ from medtorch.config import SplitConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.sources.wfdb_reader import read_annotations
 from medtorch.data.splits import register_protocol
-from medtorch.data.tasks.registry import register_task
+from medtorch.data.tasks.registry import InputKind, TaskExample, register_task
 from medtorch.ecg.af import AF_RR_FEATURES, record_af_windows
 from medtorch.ecg.beats import AAMI_CLASSES, extract_beats
 from medtorch.ecg.features import MORPH_FEATURES, PATIENT_RR_FEATURES, RR_FEATURES
@@ -41,9 +41,62 @@ from medtorch.ecg.records import (
 from medtorch.errors import ConfigError, SplitError
 
 INTRA_PATIENT_WARNING = "intra-patient split: beats of one record in train and test; optimistic"
+PREDICT_OPTIONS = ("af_run", "lead", "detector")
 
 
-@register_task("mitdb_aami_beats")
+def _predict(**kwargs: object) -> str:
+    """The tasks' ``predictor``: a WFDB record into beats or AF windows (and episodes)."""
+    from medtorch.ecg.predict import predict_run
+
+    return predict_run(**kwargs)  # type: ignore[arg-type]
+
+
+def write_example(folder: Path) -> dict[str, object]:
+    """Two tiny synthetic two-lead records (100 from DS2, 101 from DS1; 40 s at 360 Hz)
+    with N, S, V and one unclassifiable ``?`` beat, and an AF episode in 101."""
+    import wfdb
+
+    rng = np.random.default_rng(0)
+    fs, n = 360, 360 * 40
+    for name in ("100", "101"):
+        t = np.arange(n) / fs
+        sig = 0.05 * rng.standard_normal((n, 2))
+        beats = np.arange(int(0.5 * fs), n - int(0.5 * fs), int(0.8 * fs))
+        for b in beats:
+            sig[b - 5 : b + 5, :] += 1.0  # an R-like spike
+        sig[:, 0] += 0.1 * np.sin(2 * np.pi * 0.3 * t)
+        symbols = ["N"] * len(beats)
+        symbols[5], symbols[10], symbols[15], symbols[20] = "A", "V", "F", "?"
+        wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=["MLII", "V1"], p_signal=sig,
+                    fmt=["212", "212"], write_dir=str(folder))  # fmt: skip
+        rhythm = np.array([1, int(20 * fs)])
+        sample = np.concatenate([beats, rhythm])
+        sym = np.array([*symbols, "+", "+"])
+        aux = np.array([""] * len(beats) + ["(N", "(AFIB" if name == "101" else "(N"])
+        order = np.argsort(sample, kind="stable")
+        wfdb.wrann(name, "atr", sample[order], symbol=list(sym[order]),
+                   aux_note=list(aux[order]), fs=fs, write_dir=str(folder))  # fmt: skip
+    return {"records": ["100", "101"]}
+
+
+def _beat_inputs(rr: bool, **_: object) -> dict[str, InputKind]:
+    return {"x": "signal", "rr": "features"} if rr else {"x": "signal"}
+
+
+def _af_inputs(rr: bool, waveform: bool, **_: object) -> dict[str, InputKind]:
+    if not waveform:
+        return {"x": "features"}  # the window's RR features alone
+    return {"x": "signal", "rr": "features"} if rr else {"x": "signal"}
+
+
+@register_task(
+    "mitdb_aami_beats",
+    inputs=_beat_inputs,
+    metrics=("classification", "aami"),
+    predictor=_predict,
+    options=PREDICT_OPTIONS,
+    example=TaskExample(write_example, unlabelled=2),  # one "?" beat in each record
+)
 def mitdb_aami_beats(
     data_dir: Path | None,
     records: Sequence[str] | None = None,
@@ -94,8 +147,25 @@ def mitdb_aami_beats(
         "dropped_paced_record_excluded": n_paced,
         "records_paced_excluded": len(recs) - len(used),
         "beats_in_af_rhythm": int(out["in_af"].sum()),
+        # the shared cohort form: beat annotations read, dropped by reason, kept per class
+        "rows_read": sum(s["n_beats"] for s in stats.values()) + n_paced,
+        "rows_dropped": {
+            "no label (beat without an AAMI class)": sum(s["n_no_aami"] for s in stats.values()),
+            "window off the record's edge": sum(s["n_off_edge"] for s in stats.values()),
+            "paced record excluded": n_paced,
+        },
+        "class_counts": {c: int(k) for c, k in zip(AAMI_CLASSES, counts)},
     }
     fallback = {r: s["lead"] for r, s in stats.items() if s["lead"] != lead}
+    rr_names = (
+        (
+            list(PATIENT_RR_FEATURES) + list(MORPH_FEATURES) * morph_features
+            if patient_norm
+            else list(RR_FEATURES)
+        )
+        if rr
+        else []
+    )
     ids = np.char.add(np.char.add(out["record"], ":"), out["sample"].astype(str))
     return ArrayDataset(
         inputs={"x": out["x"], **({"rr": out["rr"].astype(np.float32)} if rr else {})},
@@ -112,13 +182,8 @@ def mitdb_aami_beats(
             "lead_fallback": fallback,
             "window_s": [float(w) for w in window_s],
             "filter": bool(filter),
-            "rr_features": (
-                list(PATIENT_RR_FEATURES) + list(MORPH_FEATURES) * morph_features
-                if patient_norm
-                else list(RR_FEATURES)
-            )
-            if rr
-            else [],
+            "rr_features": rr_names,
+            "columns": {"rr": rr_names},
             "patient_norm": bool(patient_norm),
             **({"morph_reference": morph_reference} if morph_features else {}),
             **({} if train_on_af_beats else {"train_exclude_ids": ids[out["in_af"]].tolist()}),
@@ -128,14 +193,14 @@ def mitdb_aami_beats(
     )
 
 
-@register_protocol("mitdb_ds1_ds2")
+@register_protocol("mitdb_ds1_ds2", params=("valid_groups",))
 def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
     """de Chazal 2004 inter-patient split: train DS1, test DS2, valid = whole DS1 records.
 
     The number of validation records is ``round(len(DS1) * r_valid / (r_train + r_valid))``
     (4 of 22 with the default ratios); records are drawn with ``cfg.seed``, preferring a
-    draw that holds S and V beats in both train and valid. ``cfg.valid_groups`` names the
-    validation records instead (DS1 records only: a DS2 record there would leak the test).
+    draw that holds S and V beats in both train and valid. ``split.params.valid_groups``
+    names the validation records instead (DS1 records only: a DS2 record there would leak the test).
     """
     groups = np.asarray(ds.groups).astype(str)
     ds1 = [r for r in DS1 if r in set(groups)]
@@ -151,13 +216,17 @@ def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
     want = [ds.class_names.index(c) for c in ("S", "V") if c in ds.class_names]
     draw: list[str] = []
-    if cfg.valid_groups is not None:
-        draw = sorted(str(r) for r in cfg.valid_groups)
+    named = cfg.params.get("valid_groups")
+    if named is not None:
+        if not isinstance(named, list | tuple):
+            raise SplitError(f"expected a list of DS1 record names, got {named!r} in "
+                             "split.params.valid_groups; write e.g. ['108', '112']")  # fmt: skip
+        draw = sorted(str(r) for r in named)  # YAML reads 108 as a number
         bad = [r for r in draw if r not in ds1]
         if not draw or bad or len(draw) >= len(ds1):
             raise SplitError(
                 f"expected 1 to {len(ds1) - 1} DS1 records present in the dataset, got "
-                f"{draw} in split.valid_groups ({bad or 'too many'} not allowed); validation "
+                f"{draw} in split.params.valid_groups ({bad or 'too many'} not allowed); validation "
                 f"must come from DS1 ({', '.join(ds1)}), never from the DS2 test records"
             )
     for _ in range(0 if draw else 200):
@@ -171,7 +240,13 @@ def mitdb_ds1_ds2(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarray]:
     return {"train": train, "valid": valid, "test": test}
 
 
-@register_task("mitdb_af_windows")
+@register_task(
+    "mitdb_af_windows",
+    inputs=_af_inputs,
+    predictor=_predict,
+    options=PREDICT_OPTIONS,
+    example=TaskExample(lambda folder: {**write_example(folder), "window_s": 5.0}, unlabelled=0),
+)
 def mitdb_af_windows(
     data_dir: Path | None,
     records: Sequence[str] | None = None,
@@ -224,6 +299,9 @@ def mitdb_af_windows(
         "windows_other": int((y == 0).sum()),
         "windows_mixed": int(((frac > 0) & (frac < 1)).sum()),
         "records_with_af": sum(1 for v in af_per_record.values() if v),
+        "rows_read": len(y),
+        "rows_dropped": {},
+        "class_counts": {"other": int((y == 0).sum()), "af": int(y.sum())},
     }
     rr_input = {"rr": np.concatenate([r["rr"] for r in res])} if rr else {}
     inputs = (

@@ -114,7 +114,9 @@ class TaskExample:
 class Task:
     """One registered task (see the module docstring).
 
-    inputs: input name -> kind, in the order the model takes them (``x`` first).
+    inputs: input name -> kind, in the order the model takes them (``x`` first), or a
+        function of the task's params giving them (inputs that a param switches on or off,
+        a main input whose kind a param chooses): see :meth:`kinds`.
     metrics: the metric families that score it (``medtorch.metrics.families``).
     reader: how ``medtorch predict`` reads a new input file (None: predict says so).
     predictor: a whole ``predict`` of its own, for inputs that are not rows of samples
@@ -126,7 +128,7 @@ class Task:
     name: str
     fn: TaskFn
     description: str
-    inputs: Mapping[str, InputKind]
+    inputs: Mapping[str, InputKind] | Callable[..., Mapping[str, InputKind]]
     metrics: tuple[str, ...] = ("classification",)
     reader: InputReader | None = None
     predictor: Callable[..., str] | None = None
@@ -134,14 +136,33 @@ class Task:
     example: TaskExample | None = None
     options: tuple[str, ...] = field(default=())  # predict options it takes (e.g. lead)
 
-    def valid_augment(self) -> set[str]:
-        """The ``trainer.augment`` keys its inputs allow."""
-        return {a for k in self.inputs.values() for a in INPUT_KINDS[k].augment}
+    def kinds(self, params: Mapping[str, Any] | None = None) -> dict[str, InputKind]:
+        """Its inputs and their kinds for ``task.params`` ``params`` (defaults filled in)."""
+        if not callable(self.inputs):
+            return dict(self.inputs)
+        sig = inspect.signature(self.fn)
+        full = {p: v.default for p, v in list(sig.parameters.items())[1:]
+                if v.default is not inspect.Parameter.empty}  # fmt: skip
+        kinds = dict(self.inputs(**{**full, **dict(params or {})}))
+        _check_kinds(kinds, self.name)
+        return kinds
 
-    @property
-    def tta(self) -> bool:
+    def valid_augment(self, params: Mapping[str, Any] | None = None) -> set[str]:
+        """The ``trainer.augment`` keys its inputs allow."""
+        return {a for k in self.kinds(params).values() for a in INPUT_KINDS[k].augment}
+
+    def tta(self, params: Mapping[str, Any] | None = None) -> bool:
         """Whether its main input has test-time views (``eval.tta``)."""
-        return INPUT_KINDS[self.inputs["x"]].tta
+        return INPUT_KINDS[self.kinds(params)["x"]].tta
+
+
+def _check_kinds(kinds: Mapping[str, str], name: str) -> None:
+    bad = {k: v for k, v in kinds.items() if v not in INPUT_KINDS}
+    if bad or next(iter(kinds), None) != "x":
+        raise ConfigError(
+            f"expected inputs starting with 'x' of kinds {', '.join(INPUT_KINDS)}, got "
+            f"{dict(kinds)} in register_task({name!r}); fix the declaration"
+        )
 
 
 _TASKS: dict[str, Task] = {}
@@ -152,7 +173,7 @@ def register_task(
     name: str,
     description: str = "",
     *,
-    inputs: Mapping[str, InputKind] | None = None,
+    inputs: Mapping[str, InputKind] | Callable[..., Mapping[str, InputKind]] | None = None,
     metrics: tuple[str, ...] = ("classification",),
     reader: InputReader | None = None,
     predictor: Callable[..., str] | None = None,
@@ -165,13 +186,11 @@ def register_task(
     The description defaults to the first line of the function's docstring; ``inputs``
     defaults to ``{"x": "signal"}``.
     """
-    kinds: dict[str, InputKind] = dict(inputs or {"x": "signal"})
-    bad = {k: v for k, v in kinds.items() if v not in INPUT_KINDS}
-    if bad or next(iter(kinds)) != "x":
-        raise ConfigError(
-            f"expected inputs starting with 'x' of kinds {', '.join(INPUT_KINDS)}, got {kinds} "
-            f"in register_task({name!r}); fix the declaration"
-        )
+    kinds: Mapping[str, InputKind] | Callable[..., Mapping[str, InputKind]] = (
+        inputs if inputs is not None else {"x": "signal"}
+    )
+    if not callable(kinds):
+        _check_kinds(kinds, name)
 
     def deco(fn: TaskFn) -> TaskFn:
         if name in _TASKS and _TASKS[name].fn is not fn:
@@ -241,9 +260,10 @@ def build_task(
             "remove or rename the unknown key"
         ) from None
     ds = info.fn(data_dir, **params)
-    if list(ds.inputs) != list(info.inputs):
+    declared = list(info.kinds(params))
+    if list(ds.inputs) != declared:
         raise ConfigError(
-            f"expected inputs {list(info.inputs)} (as task {name!r} declares), got "
+            f"expected inputs {declared} (as task {name!r} declares), got "
             f"{list(ds.inputs)} in its dataset; fix the task's register_task(inputs=...)"
         )
     return ds
