@@ -234,6 +234,8 @@ def _check_reference(reference: str) -> None:
 
 
 def check_morph(patient_norm: bool, morph_features: bool, reference: str) -> None:
+    """ConfigError unless ``reference`` is one of :data:`MORPH_REFERENCES` and
+    ``morph_features`` comes with ``patient_norm``."""
     _check_reference(reference)
     if morph_features and not patient_norm:
         raise ConfigError(
