@@ -2,7 +2,7 @@
 vectorised cluster bootstrap (1,000 resamples over 10,000 samples in 500 groups) against a
 per-resample scikit-learn loop (the baseline, run on 50 resamples and scaled).
 
-    .venv/bin/python benchmarks/bench_data.py [--repeats 5]
+    .venv/bin/python benchmarks/speed/data_bootstrap.py [--repeats 5]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from medtorch.data.sources.uci_seizure import read_uci_seizure
 from medtorch.metrics import evaluate
 
-OUT = Path(__file__).resolve().parent / "results" / "data_speed.json"
+OUT = Path(__file__).resolve().parents[1] / "results" / "data_speed.json"
 
 
 def timed(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]

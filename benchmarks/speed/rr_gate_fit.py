@@ -1,6 +1,6 @@
 """What the RR gate's cross-validated operating point costs at fit time (DS1 beats, CPU).
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/bench_rr_gate_fit.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/speed/rr_gate_fit.py \\
         [--threads 1 2] [--repeats 3] [--json benchmarks/results/rr_gate_fit_speed.json]
 
 The recipe's stage (trees on 7 RR features, S weight 10) fitted on the 22 DS1 records'
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecg_rr_gate_cv import recipe_beats
+from medtorch.ecg.evaluation import recipe_beats
 from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate
 

@@ -1,6 +1,6 @@
 """Validation AND test AAMI numbers of a list of beat runs, as a markdown table and JSON.
 
-    .venv/bin/python benchmarks/ecg_tuning_table.py RUN_DIR ... [--json FILE]
+    .venv/bin/python benchmarks/summaries/ecg_tuning_table.py RUN_DIR ... [--json FILE]
 
 For a record of tuning runs: it prints each run's DS1-validation and DS2-test SVEB Se/+P,
 VEB Se/+P and kappa side by side, so RESULTS.md can say which numbers were seen while
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from summarize_ecg_runs import aami_rows  # same folder
+from medtorch.ecg.evaluation import aami_rows
 
 
 def summary(aami: dict[str, Any]) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Mean and sd over seeds of image runs' test metrics (read from each run's metrics.json).
 
-    .venv/bin/python benchmarks/summarize_image_runs.py RUN_DIR... --json OUT.json
+    .venv/bin/python benchmarks/summaries/image_runs.py RUN_DIR... --json OUT.json
 
 For every run: test accuracy, balanced accuracy, macro AUROC (one-vs-rest) and macro F1 with
 their CIs, the best epoch, and the ordinal (kappa, referable) or decision (e.g. malignant)

@@ -15,8 +15,8 @@ start, scoring and the report included) and each run's final test accuracy and t
 L2 distance of its last weights from the ``one_1t`` run (same recipe, same seed: DDP with the
 global batch split in two should train the same model up to rounding).
 
-    .venv/bin/python benchmarks/bench_ddp.py                       # ~15 min on 2 cores
-    .venv/bin/python benchmarks/bench_ddp.py --recipes lab2_seizure_cnn --repeats 1 --epochs 1
+    .venv/bin/python benchmarks/speed/ddp.py                       # ~15 min on 2 cores
+    .venv/bin/python benchmarks/speed/ddp.py --recipes lab2_seizure_cnn --repeats 1 --epochs 1
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
@@ -117,7 +117,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
-        "command": " ".join(["benchmarks/bench_ddp.py", *sys.argv[1:]]),
+        "command": " ".join(["benchmarks/speed/ddp.py", *sys.argv[1:]]),
         "epochs": a.epochs,
         "repeats": a.repeats,
         "recipes": {},

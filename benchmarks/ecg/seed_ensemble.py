@@ -1,6 +1,6 @@
 """AAMI test metrics of an ensemble of beat runs: the mean of their test probabilities.
 
-    .venv/bin/python benchmarks/ecg_seed_ensemble.py RUN_DIR RUN_DIR ... [--size K] [--json FILE]
+    .venv/bin/python benchmarks/ecg/seed_ensemble.py RUN_DIR RUN_DIR ... [--size K] [--json FILE]
 
 Reads each run's ``predictions_test.csv`` (same test beats in the same order, checked),
 averages the class probabilities, takes the argmax and scores it with

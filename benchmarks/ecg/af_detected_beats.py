@@ -1,6 +1,6 @@
 """The RR-only AF detector on DS2 with beats from the annotations and from QRS detectors.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_af_detected_beats.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/af_detected_beats.py \\
         --af-run runs/af_mlp_ds1-* --json benchmarks/results/ecg_af_detected_beats.json
 
 The AF run of RESULTS 1a' (``recipes/mitdb_af_rr_mlp.yaml`` trained on DS1 only) reads

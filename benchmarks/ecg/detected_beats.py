@@ -1,10 +1,10 @@
 """Heartbeat runs scored two ways: at the annotated beats, and at the beats a QRS detector finds.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_detected_beats.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/detected_beats.py \\
         runs/mitdb_aami_resnet1d-s0-* runs/mitdb_aami_resnet1d-s1-* ... \\
         [--detector gqrs|xqrs] --json benchmarks/results/ecg_detected_beats_gqrs.json
     # another database (RESULTS, section 2, 1a-e):
-    ... benchmarks/ecg_detected_beats.py RUNS --records $MEDTORCH_DATA/incartdb --lead II \\
+    ... benchmarks/ecg/detected_beats.py RUNS --records $MEDTORCH_DATA/incartdb --lead II \\
         --json benchmarks/results/external/incartdb.json
 
 The inter-patient literature (and the run's own test metrics) classifies each reference
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.paths import resolve_data_dir
+from medtorch.ecg.evaluation import aami_rows
 from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.ecg.score import score_records
-from summarize_ecg_runs import aami_rows  # same folder
 
 KEYS = ("N Se", "N +P", "S Se", "S +P", "S F1", "V Se", "V +P", "V F1", "accuracy", "kappa")
 

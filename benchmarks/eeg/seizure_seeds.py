@@ -1,6 +1,6 @@
 """Seizure recipes over seeds and splits, through the CLI, summarised as mean and sd.
 
-    .venv/bin/python benchmarks/seizure_seeds.py seizure_resnet1d seizure_binary \\
+    .venv/bin/python benchmarks/eeg/seizure_seeds.py seizure_resnet1d seizure_binary \\
         --seeds 0 1 2 --splits random by_recording --jobs 2 --out runs/seeds
 
 Each run is ``medtorch train RECIPE --set trainer.seed=S --set split.method=M`` (the split
@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("accuracy", "balanced_accuracy", "auroc", "macro_f1")
 
 

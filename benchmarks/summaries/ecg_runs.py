@@ -1,7 +1,7 @@
 """Mean and sd over runs (e.g. seeds) of the AAMI test metrics, as a markdown table.
 
-    .venv/bin/python benchmarks/summarize_ecg_runs.py runs/mitdb_aami_resnet1d-s*  [--part test]
-    .venv/bin/python benchmarks/summarize_ecg_runs.py --af runs/mitdb_af_resnet1d-*
+    .venv/bin/python benchmarks/summaries/ecg_runs.py runs/mitdb_aami_resnet1d-s*  [--part test]
+    .venv/bin/python benchmarks/summaries/ecg_runs.py --af runs/mitdb_af_resnet1d-*
 
 Reads each run's ``metrics.json``; beat runs use ``<part>.aami`` (Se, +P, F1 per class,
 accuracy, kappa), AF runs ``<part>.per_class.af`` and ``<part>.overall``. Values in %,
@@ -18,23 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from medtorch.ecg.evaluation import aami_rows
+
 
 def _v(entry: Any) -> float:
     v = entry.get("value") if isinstance(entry, dict) else None
     return float("nan") if v is None else float(v)
-
-
-def aami_rows(
-    a: dict[str, Any],
-    classes: tuple[str, ...] = ("N", "S", "V", "F"),
-    stats: tuple[str, ...] = ("Se", "+P", "F1"),
-) -> dict[str, float]:
-    """Percentages ("S Se", ...), accuracy and kappa of an :func:`aami_report`; a value the
-    report leaves undefined (None: +P with no beat called) is NaN, never 0."""
-    out = {f"{c} {k}": 100 * _v(a["per_class"][c][k]) for c in classes for k in stats}
-    out["accuracy"] = 100 * _v(a["overall"]["accuracy"])
-    out["kappa"] = _v(a["overall"]["cohen_kappa"])
-    return out
 
 
 def beat_rows(metrics: dict[str, Any]) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Nested inter-patient check inside DS1: which checkpoint, and does a seed ensemble help?
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_ds1_nested.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/ds1_nested.py \\
         [--seeds 0 1 2] [--out /tmp/ds1_nested] [--json benchmarks/results/ecg_ds1_nested.json]
 
 A finished run folder in ``--out`` (``nested_<fold>_s<seed>-*`` with its metrics.json) is
@@ -48,7 +48,7 @@ from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_run, prepare, restore_model, task_data_dir, train_run
 from medtorch.train.trainer import Trainer
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "mitdb_aami_resnet1d.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "mitdb_aami_resnet1d.yaml"
 AF = ("201", "203")
 _CUT: dict[str, Any] = {}
 

@@ -1,9 +1,9 @@
 """Scratch-grade DS1 check: which rule for the RR stage's threshold holds on unseen records?
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_operating_point_rules.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/operating_point_rules.py \\
         --json benchmarks/results/ecg_operating_point_rules.json
 
-Nested like ``ecg_rr_gate_operating_point.py`` (outer: leave one DS1 record out; inner:
+Nested like ``ecg/rr_gate_operating_point.py`` (outer: leave one DS1 record out; inner:
 leave-one-record-out CV scores of the recipe's stage on the other 21), but one inner CV
 per outer fold serves several rules for the threshold, each applied to the held-out
 record's scores from the stage fitted on the 21:
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
-from ecg_rr_gate_cv import recipe_beats, scores
+from medtorch.ecg.evaluation import recipe_beats, s_scores
 from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate, min_ppv_threshold
 
@@ -63,7 +63,7 @@ def main() -> None:
         te = rec == r
         gate = RRGate(7, n_classes=2, weight=10.0, method="trees")
         t_in = s[~te].astype(int)
-        cv = cross_val_predict(gate._estimator(), f[~te], t_in, groups=rec[~te],
+        cv = cross_val_predict(gate.estimator(), f[~te], t_in, groups=rec[~te],
                                cv=LeaveOneGroupOut(), method="decision_function")  # fmt: skip
         gate.fit(f[~te], t_in)
         with torch.no_grad():
@@ -72,7 +72,7 @@ def main() -> None:
             offsets[k][r] = round(rule(cv, t_in, rec[~te]), 3)
             called[k][te] = held_out > offsets[k][r]
         print(r, {k: offsets[k][r] for k in RULES}, f"{time.perf_counter() - t0:.0f} s", flush=True)
-    out = {"scores": {k: scores(s, called[k]) for k in RULES}, "offsets": offsets}
+    out = {"scores": {k: s_scores(s, called[k]) for k in RULES}, "offsets": offsets}
     for k, v in out["scores"].items():
         print(k, v, "offsets", min(offsets[k].values()), max(offsets[k].values()))
     if a.json:

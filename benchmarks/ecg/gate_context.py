@@ -1,10 +1,10 @@
 """Does the RR stage gain from the neighbouring beats' RR intervals? DS1 only.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_gate_context.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/gate_context.py \\
         --json benchmarks/results/ecg_gate_context.json
 
 The recipe's stage (trees, S weight 10) reads 7 RR features of the beat and its 6 shape
-features (``ecg_rr_gate_cv.MORPH_GATE_COLS``). The task also computes the RR intervals of
+features (``medtorch.ecg.evaluation.MORPH_GATE_COLS``). The task also computes the RR intervals of
 the 8 beats before and after it, each over the record's mean RR (columns 7-23, the
 network's RR sequence). Runs of ectopic beats, bigeminy and flutter show in that sequence
 rather than in one interval. Candidates: the recipe's 13 columns; plus the +-2 neighbours;
@@ -22,7 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecg_rr_gate_cv import MORPH_GATE_COLS, gate_predict, loro_predict, recipe_beats, scores
+from medtorch.ecg.evaluation import (
+    MORPH_GATE_COLS,
+    gate_predict,
+    loro_predict,
+    recipe_beats,
+    s_scores,
+)
 from medtorch.ecg.features import PATIENT_RR_FEATURES, RR_SEQUENCE_BEATS
 from medtorch.ecg.records import DS1
 
@@ -55,7 +61,7 @@ def main() -> None:
         pred = loro_predict(predict, beats["rr"][keep][:, cols], s, rec)
         per_record = {r: {"S": int(s[rec == r].sum()), "found": int((s & pred)[rec == r].sum()),
                           "false": int((~s & pred)[rec == r].sum())} for r in DS1}  # fmt: skip
-        row = {"features": name, "columns": cols, **scores(s, pred), "per_record": per_record}
+        row = {"features": name, "columns": cols, **s_scores(s, pred), "per_record": per_record}
         rows.append(row)
         print({k: row[k] for k in ("features", "Se", "+P", "F1")},
               f"[{time.perf_counter() - t0:.0f} s]", flush=True)  # fmt: skip

@@ -1,6 +1,6 @@
 """QRS detectors for ``medtorch predict`` / ``ecg-score --detect``, compared on DS1 only.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_qrs_detectors.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/qrs_detectors.py \\
         --json benchmarks/results/ecg_qrs_detectors.json
 
 At the beats XQRS finds, DS2 VEB Se drops from 92.0 to 90.3 (RESULTS 1a-d): the detector

@@ -20,8 +20,8 @@
     ``medtorch.ecg.predict.DETECTORS`` on the whole MLII lead, median of ``--repeats``;
     beats found and times faster than real time. Runs without ``--run`` too.
 
-    .venv/bin/python benchmarks/bench_ecg.py --run runs/mitdb_aami_resnet1d-<time>
-    .venv/bin/python benchmarks/bench_ecg.py --run RUN --quick      # 1 repeat, record 100 only
+    .venv/bin/python benchmarks/speed/ecg_inference.py --run runs/mitdb_aami_resnet1d-<time>
+    .venv/bin/python benchmarks/speed/ecg_inference.py --run RUN --quick      # 1 repeat, record 100 only
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
@@ -87,7 +87,7 @@ def bench_extraction(mitdb: Path, repeats: int, run_dir: Path | None = None) -> 
 def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     """The inputs ``medtorch predict`` builds for a beat run, and the record duration (s)."""
     from medtorch.data.sources.wfdb_reader import read_record
-    from medtorch.ecg.predict import BEAT_DEFAULTS, _beats, lead_beat_inputs
+    from medtorch.ecg.predict import BEAT_DEFAULTS, lead_beat_inputs, record_beat_samples
     from medtorch.ecg.records import select_lead
     from medtorch.pipeline import load_normalizer, load_run
 
@@ -97,7 +97,7 @@ def _inputs(run_dir: Path, stem: Path) -> tuple[list[np.ndarray], float]:
     rec = read_record(stem)
     i, _ = select_lead(rec.sig_names, str(p["lead"]))
     raw = rec.signal[i]
-    samples, _, _ = _beats(stem, raw, rec.fs_hz, True, "atr")
+    samples, _, _ = record_beat_samples(stem, raw, rec.fs_hz, True, "atr")
     x, rr, _ = lead_beat_inputs(raw, rec.fs_hz, samples, p)  # as medtorch predict builds them
     inputs = [norm.transform(x), rr][: len(spec["inputs"])]
     return inputs, rec.n_samples / rec.fs_hz
@@ -210,7 +210,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-extraction", action="store_true")
     p.add_argument("--quick", action="store_true", help="1 repeat, first record only")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ecg.json")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/ecg_speed.json")
     a = p.parse_args()
     if not a.data_dir:
         sys.exit("error: pass --data-dir or set MEDTORCH_DATA")

@@ -1,6 +1,6 @@
 """Choosing the RR gate of mitdb_aami_resnet1d by leave-one-record-out CV inside DS1.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_rr_gate_cv.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/rr_gate_cv.py \\
         --json benchmarks/results/ecg_rr_gate_cv.json
 
 The question: which second stage, on which RR features, best tells SVEB (S) from normal
@@ -25,63 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from medtorch.data.paths import resolve_data_dir
-from medtorch.ecg.beats import extract_beats
-from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR
-from medtorch.ecg.records import DS1, DS2, mitdb_dir
-from medtorch.models.rr_gate import RRGate
+from medtorch.ecg.evaluation import Predictor, gate_predict, recipe_beats, s_scores
+from medtorch.ecg.records import DS1, DS2
 
 LR_WEIGHTS = (5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 HGB_WEIGHTS = (10.0, 20.0)
-
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-# the beats of recipes/mitdb_aami_resnet1d.yaml (task.params), for the ECG gate scripts
-BEAT_KW: dict[str, Any] = {"lead": "MLII", "fs_hz": 180.0, "window_s": (0.25, 0.45)}
-# the recipe's gate columns with task.params.morph_features: 7 RR features, 6 shape features
-MORPH_GATE_COLS = list(range(7)) + list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES)))
-
-
-def recipe_beats(records: list[str], data_dir: Path | None = None, **kw: Any) -> dict[str, Any]:
-    """:func:`extract_beats` of ``records`` as the recipe extracts them (patient-relative)."""
-    root = mitdb_dir(resolve_data_dir(str(data_dir) if data_dir else None))
-    return extract_beats(root, records, **{"patient_norm": True, **BEAT_KW, **kw})
-
-
-def gate_predict(method: str, weight: float) -> Predictor:
-    """Fit :class:`RRGate` exactly as the model does and call S where P(S | N or S) > 0.5."""
-
-    def run(f_tr: np.ndarray, s_tr: np.ndarray, f_te: np.ndarray) -> np.ndarray:
-        import torch
-
-        gate = RRGate(f_tr.shape[1], n_classes=2, weight=weight, method=method)
-        gate.fit(f_tr, s_tr.astype(int))
-        with torch.no_grad():
-            return (gate.score(torch.as_tensor(f_te)) > 0).numpy()
-
-    return run
-
-
-def loro_predict(predict: Predictor, f: np.ndarray, s: np.ndarray, rec: np.ndarray) -> np.ndarray:
-    """S calls of every DS1 beat by a gate fitted on the other DS1 records (leave one out)."""
-    pred = np.zeros(len(s), bool)
-    for r in DS1:
-        te = rec == r
-        pred[te] = predict(f[~te], s[~te], f[te])
-    return pred
-
-
-def scores(s_true: np.ndarray, s_pred: np.ndarray) -> dict[str, float]:
-    tp = float((s_true & s_pred).sum())
-    se = 100 * tp / max(int(s_true.sum()), 1)
-    pp = 100 * tp / max(int(s_pred.sum()), 1)
-    return {"Se": round(se, 1), "+P": round(pp, 1),
-            "F1": round(2 * se * pp / (se + pp), 1) if se + pp else 0.0}  # fmt: skip
 
 
 def main() -> None:
@@ -114,8 +66,8 @@ def main() -> None:
         for r in DS1:
             te = rec == r
             pred[te] = predict(f[ds1 & ~te], s[ds1 & ~te], f[te])
-        cv = scores(s[ds1], pred[ds1])
-        test = scores(s[ds2], predict(f[ds1], s[ds1], f[ds2]))
+        cv = s_scores(s[ds1], pred[ds1])
+        test = s_scores(s[ds2], predict(f[ds1], s[ds1], f[ds2]))
         rows.append({"model": model, "features": fname, "S_weight": w,
                      "ds1_loro": cv, "ds2_not_used": test})  # fmt: skip
         print(f"{model:8s} {fname:9s} w={w:4.1f}  DS1 LORO Se {cv['Se']:5.1f} +P {cv['+P']:5.1f} "

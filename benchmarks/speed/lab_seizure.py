@@ -25,9 +25,14 @@ run i, run back to back) and its median reported. The GRU's 15 lab epochs cost m
 on 2 cores, so only the first repeat of the GRU runs the full 15 epochs (accuracy run, both
 loops); the other repeats run ``--gru-epochs`` epochs and only measure speed.
 
-    .venv/bin/python benchmarks/bench_lab_seizure.py                 # everything (see README)
-    .venv/bin/python benchmarks/bench_lab_seizure.py --quick         # smoke check, ~2 min
-    .venv/bin/python benchmarks/bench_lab_seizure.py --only cnn --repeats 5
+``--medtorch-only`` runs (b) alone, once, over the full epochs (the lab's 15 for the GRU) and
+writes its test accuracies, wall time and median samples/s.
+
+    .venv/bin/python benchmarks/speed/lab_seizure.py                 # everything (see README)
+    .venv/bin/python benchmarks/speed/lab_seizure.py --quick         # smoke check, ~2 min
+    .venv/bin/python benchmarks/speed/lab_seizure.py --only cnn --repeats 5
+    .venv/bin/python benchmarks/speed/lab_seizure.py --only gru --medtorch-only \
+        --out benchmarks/results/gru_15_epochs_medtorch.json          # ~10 min on 2 cores
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 6250
 CLASSES = ("Seizure", "TumorArea", "HealthyArea", "EyesClosed", "EyesOpen")
 
@@ -571,6 +576,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="accuracy the recipe must reach (default: the lab loop's measured test accuracy)",
     )
     p.add_argument(
+        "--medtorch-only",
+        action="store_true",
+        help="only (b), medtorch with the lab's hyper-parameters, once over the full epochs",
+    )
+    p.add_argument(
         "--lab-acc-meter",
         action="store_true",
         help="add per-batch accuracy meters to the lab loop (the course homework's train())",
@@ -590,6 +600,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def medtorch_only(ds: Any, split: dict[str, np.ndarray], args: argparse.Namespace) -> int:
+    """(b) alone for each model of ``--only``, over its full epochs; the summary to ``--out``."""
+    epochs = {"cnn": args.cnn_epochs, "gru": args.gru_full_epochs}
+    report = {}
+    for name in args.only:
+        t = time.time()
+        r = medtorch_same(name, ds, split, epochs[name], args.threads)
+        out = {k: v for k, v in r.items() if k != "epochs"}
+        out["wall_s"] = time.time() - t
+        out["samples_per_s_median"] = sorted(e["train_samples_per_s"] for e in r["epochs"])[
+            len(r["epochs"]) // 2
+        ]
+        print(json.dumps(out, default=str))
+        report[name] = out
+    body = report[args.only[0]] if len(args.only) == 1 else report
+    Path(args.out).write_text(json.dumps(body, indent=1, default=str))
+    log(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
@@ -599,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, nproc {os.cpu_count()}")
     ds, split, data_info = load_data()
     log(f"data: {data_info}")
+    if args.medtorch_only:
+        return medtorch_only(ds, split, args)
     results = {name: bench_model(name, ds, split, args) for name in args.only}
     table = fmt_table(results)
     print(table, flush=True)

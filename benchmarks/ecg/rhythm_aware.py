@@ -1,6 +1,6 @@
 """Beat labels with and without the AF detector's rhythm context, DS2 records, AAMI metrics.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_rhythm_aware.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/rhythm_aware.py \\
         --beat-runs runs/resnet_s0-* runs/resnet_s1-* --af-run runs/af_mlp_ds1-* --json out.json
 
 For every DS2 record this runs exactly what ``medtorch predict BEAT_RUN RECORD --af-run
@@ -24,11 +24,11 @@ import numpy as np
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.preprocess import Normalizer
 from medtorch.ecg.beats import AAMI_CLASSES
+from medtorch.ecg.evaluation import aami_rows
 from medtorch.ecg.predict import AF_DEFAULTS, BEAT_DEFAULTS, predict_record
 from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_normalizer, restore_model
-from summarize_ecg_runs import aami_rows  # same folder
 
 
 def _load(run: Path) -> tuple[Any, Any, Normalizer]:

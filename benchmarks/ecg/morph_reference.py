@@ -1,7 +1,7 @@
 """The beat-shape features' reference beat, checked inside DS1, normal and with premature
 beats in the majority.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_morph_reference.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/morph_reference.py \\
         --json benchmarks/results/ecg_morph_reference.json
 
 Why: the shape features (``task.params.morph_features``) compare each beat with its
@@ -15,7 +15,7 @@ so only where fewer than a quarter of the beats are on time. ``rr_only``: the ga
 RR features alone, for comparison (its features do not depend on the reference).
 
 Two checks, DS1 only, the recipe's gate (trees, S weight 10, 7 RR + 6 shape features),
-for each reference: (1) leave one DS1 record out, as in ``ecg_gate_morphology.py``;
+for each reference: (1) leave one DS1 record out, as in ``ecg/gate_morphology.py``;
 (2) the same gates, on a stressed copy of each held-out record with at least
 ``--min-s`` S beats: all its S beats and a random subset of its N beats (``--ratio`` S
 per N, 232's 3.47 by default; other beats kept), the shape features computed again on
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ecg_rr_gate_cv import MORPH_GATE_COLS as COLS  # same folder
-from ecg_rr_gate_cv import gate_predict, recipe_beats, scores
 from medtorch.ecg.beats import window_bounds
+from medtorch.ecg.evaluation import MORPH_GATE_COLS as COLS
+from medtorch.ecg.evaluation import gate_predict, recipe_beats, s_scores
 from medtorch.ecg.features import (
     MORPH_REFERENCES,
     N_PATIENT_RR,
@@ -99,11 +99,11 @@ def main() -> None:
         st_t, st_p = np.concatenate(st_true), np.concatenate(st_pred)
         row = {
             "morph_reference": reference,
-            "loro": scores(s, pred),
-            "stressed": scores(st_t, st_p),
+            "loro": s_scores(s, pred),
+            "stressed": s_scores(st_t, st_p),
             "stressed_records": stressed_records,
             "stressed_by_record": {
-                r: scores(t, p) | {"S": int(t.sum()), "N": int((~t).sum())}
+                r: s_scores(t, p) | {"S": int(t.sum()), "N": int((~t).sum())}
                 for r, t, p in zip(stressed_records, st_true, st_pred)
             },
         }

@@ -1,17 +1,17 @@
 """Which beat-shape features, beside the RR features, help the RR gate on new patients?
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_gate_morphology.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/gate_morphology.py \\
         --json benchmarks/results/ecg_gate_morphology.json
 
 The recipe's gate (trees on the first 7 patient-relative RR features, S weight 10, see
-``ecg_rr_gate_cv.py``) tells SVEB from normal beats by prematurity alone. An atrial
+``ecg/rr_gate_cv.py``) tells SVEB from normal beats by prematurity alone. An atrial
 premature beat also has an early, odd or hidden P wave. Candidates: the recipe's 7 RR
 features plus :func:`medtorch.ecg.features.morphology_measures` of the beat against
 its record's median beat (P-wave correlation, RMS difference and amplitude ratio; QRS
 correlation and RMS difference; ST-T RMS difference), either raw or as robust z-scores
 within the record (:data:`~medtorch.ecg.features.MORPH_FEATURES`), all six or a few.
 
-Protocol as in ``ecg_rr_gate_cv.py``: leave one DS1 record out, fit on the N and S beats
+Protocol as in ``ecg/rr_gate_cv.py``: leave one DS1 record out, fit on the N and S beats
 of the other 21, call S where the gate's score > 0; pooled S Se, +P and F1 over DS1.
 **The rule: the candidate with the highest DS1 F1 goes into the recipe.** DS2 is not read.
 """
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ecg_rr_gate_cv import gate_predict, loro_predict, recipe_beats, scores  # same folder
 from medtorch.ecg.beats import window_bounds
+from medtorch.ecg.evaluation import gate_predict, loro_predict, recipe_beats, s_scores
 from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR, morphology_measures, robust_z
 from medtorch.ecg.records import DS1
 
@@ -75,7 +75,7 @@ def main() -> None:
     for name, f in cands.items():
         t1 = time.perf_counter()
         pred = loro_predict(predict, f, s, rec)
-        row = {"features": name, "n_features": f.shape[1], **scores(s, pred)}
+        row = {"features": name, "n_features": f.shape[1], **s_scores(s, pred)}
         rows.append(row)
         print(row, f"[{time.perf_counter() - t1:.0f} s]", flush=True)
     best = max(rows, key=lambda r: r["F1"])

@@ -1,6 +1,6 @@
 """The RR gate's operating point (``rr_gate_min_ppv``), checked inside DS1 by nested CV.
 
-    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg_rr_gate_operating_point.py \\
+    MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/rr_gate_operating_point.py \\
         --json benchmarks/results/ecg_rr_gate_operating_point.json
 
 The recipe's stage (trees on the first 7 patient-relative RR features, S weight 10) picks
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecg_rr_gate_cv import MORPH_GATE_COLS, recipe_beats, scores  # same folder
+from medtorch.ecg.evaluation import MORPH_GATE_COLS, recipe_beats, s_scores
 from medtorch.ecg.records import DS1
 from medtorch.models.rr_gate import RRGate
 
@@ -68,7 +68,7 @@ def main() -> None:
             offsets[r] = round(float(gate.offset), 3)
             with torch.no_grad():
                 called[te] = (gate.score(torch.as_tensor(f[te])) - gate.offset).numpy() > 0
-        row = {"min_ppv": floor, **scores(s, called),
+        row = {"min_ppv": floor, **s_scores(s, called),
                "offset_range": [min(offsets.values()), max(offsets.values())],
                "offset_by_held_out_record": offsets}  # fmt: skip
         out["rows"].append(row)
