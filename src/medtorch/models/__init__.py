@@ -1,6 +1,19 @@
 """Model zoo. Importing this package registers every model (one module per family)."""
 
-from medtorch.models import cnn1d, hannun, mlp, resnet1d, rnn, vision  # noqa: F401  (registration)
+from medtorch.models import (  # noqa: F401  (registration)
+    bag,
+    cnn1d,
+    deepr,
+    events,
+    hannun,
+    mlp,
+    resnet1d,
+    retain,
+    rnn,
+    transformer,
+    vision,
+    visit_rnn,
+)
 from medtorch.models.registry import (
     ModelExample,
     create_model,
