@@ -112,30 +112,32 @@ class TimeEncoding(nn.Module):
 
     ``sinusoidal``: sin/cos of t at ``dim / 2`` geometric frequencies (periods 2*pi to
     2*pi*max_period, in t's unit: days for visits, hours for events), as the Transformer's
-    positions but on real time, so an irregular gap reads as one; ``learned``: a linear map
-    of :func:`time_features`; ``none``: zeros. Padding rows encode to 0.
+    positions but on real time so an irregular gap reads as one, then a learned linear map,
+    which picks the frequencies that matter (the raw sin/cos added to the code embeddings
+    swamped them on the planted-order check: test AUROC 0.91 against 0.97-0.99 projected);
+    ``learned``: a linear map of :func:`time_features`; ``none``: zeros. Padding rows -> 0.
     """
 
     def __init__(self, dim: int, kind: str = "sinusoidal", max_period: float = 10000.0) -> None:
         super().__init__()
         check_choice(kind, TIME_ENCODINGS, "time_encoding")
         self.kind, self.dim = kind, dim
-        half = dim // 2
-        freqs = torch.exp(-math.log(max_period) * torch.arange(half) / max(half, 1))
+        half = max(dim // 2, 1)
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half) / half)
         self.freqs: torch.Tensor
         self.register_buffer("freqs", freqs, persistent=False)
-        self.proj = nn.Linear(N_TIME_FEATURES, dim) if kind == "learned" else None
+        n_features = {"sinusoidal": 2 * half, "learned": N_TIME_FEATURES}.get(kind)
+        self.proj = nn.Linear(n_features, dim) if n_features else None
 
     def forward(self, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.proj is not None:
-            return self.proj(time_features(t, mask)) * mask[..., None]
-        enc = torch.zeros(*t.shape, self.dim, device=t.device)
+        if self.proj is None:
+            return torch.zeros(*t.shape, self.dim, device=t.device)
         if self.kind == "sinusoidal":
             angles = t[..., None] * self.freqs  # (N, R, dim // 2)
-            half = angles.shape[-1]
-            enc[..., :half] = torch.sin(angles)
-            enc[..., half : 2 * half] = torch.cos(angles)
-        return enc * mask[..., None]
+            feats = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        else:
+            feats = time_features(t, mask)  # (N, R, 2)
+        return self.proj(feats) * mask[..., None]  # (N, R, dim)
 
 
 class VisitEmbedding(nn.Module):
