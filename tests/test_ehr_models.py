@@ -80,6 +80,8 @@ def test_event_example_values_follow_the_codes() -> None:
     assert ex.n_inputs == VOCAB and x.shape == t.shape == v.shape == (32, 8)
     pad = x == 0
     assert (t[pad] == 0).all() and (v[pad] == 0).all() and (v[~pad] != 0).all()
+    # hours from admission start: increasing over the real events, earlier admissions < 0
+    assert ((t[:, 1:] >= t[:, :-1]) | pad[:, 1:]).all() and (t[~pad] < 0).any()
 
 
 # -- shared blocks ----------------------------------------------------------------------------
@@ -278,8 +280,8 @@ def test_planted_generator_writes_a_meds_table_whose_bags_cannot_tell(tmp_path: 
     assert 0.3 < data.y.mean() < 0.55
     # the label is exactly "A in an earlier visit than B", read back from the arrays
     a, b = data.vocab[ep.CODE_A], data.vocab[ep.CODE_B]
-    visit_of = lambda code: np.where((data.x == code).any(2), np.arange(8), 99).min(1)  # noqa: E731
-    va, vb = visit_of(a), visit_of(b)
+    # first visit holding each planted code (99: none)
+    va, vb = (np.where((data.x == c).any(2), np.arange(8), 99).min(1) for c in (a, b))
     assert np.array_equal(data.y, ((va < 99) & (vb < 99) & (va < vb)).astype(np.int64))
     both = (va < 99) & (vb < 99)
     assert data.y[both].min() == 0 and data.y[both].max() == 1, "same codes, either label"

@@ -40,9 +40,10 @@ class ModelExample:
         ``"codes"``: int64 code indices as the EHR contract lays them out: 0 = padding,
         1..vocab_size-1 real (1 = unknown), each sample a random number (>= 1) of
         left-aligned rows (visits or events), each visit a random number (>= 1) of
-        left-aligned codes; ``"times"``: float32 >= 0 per row of the codes input (days to
-        the prediction time, oldest row largest), 0 on padding rows; ``"values"``: float32
-        normal per row, 0 on padding rows. Times and values follow the first codes input.
+        left-aligned codes; ``"times"``: float32 per row of the codes input, 0 on padding
+        rows: for visits days to the prediction time (> 0, the oldest visit largest), for
+        events hours from admission start (increasing, some negative); ``"values"``:
+        float32 normal per row, 0 on padding rows. Times and values follow the first codes input.
     vocab_size: the number of code ids (with pad 0 and unknown 1); ``n_inputs`` of a model
         with a codes input (its factory's vocabulary size).
     """
@@ -81,6 +82,7 @@ class ModelExample:
         float32 normal, or EHR codes / times / values as ``kinds`` describes."""
         g = generator
         row_mask: torch.Tensor | None = None  # (N, rows) True on real rows of the codes input
+        visits = False  # the codes input is (rows, codes) visits rather than (events,)
         out: list[torch.Tensor] = []
         for shape, kind in zip(self.shapes, self.input_kinds):
             if kind == "float":
@@ -89,13 +91,16 @@ class ModelExample:
                 codes = _random_codes(batch_size, shape, self.vocab_size, g)
                 if row_mask is None:
                     row_mask = codes.reshape(batch_size, shape[0], -1)[..., 0] != 0
+                    visits = len(shape) == 2
                 out.append(codes)
             else:
                 assert row_mask is not None and shape == tuple(row_mask.shape[1:])
-                if kind == "times":  # oldest row largest: cumulative gaps from the newest row
-                    gaps = torch.rand(batch_size, shape[0], generator=g) * 60.0
-                    gaps = gaps * row_mask
-                    vals = gaps.flip(1).cumsum(1).flip(1) - gaps + 0.5 * row_mask
+                if kind == "times":
+                    gaps = torch.rand(batch_size, shape[0], generator=g) * 60.0 * row_mask
+                    if visits:  # days to the prediction time: the oldest visit largest
+                        vals = gaps.flip(1).cumsum(1).flip(1) - gaps + 0.5
+                    else:  # hours from admission start, increasing, earlier ones negative
+                        vals = gaps.cumsum(1) - 30.0
                 else:
                     vals = torch.randn(batch_size, shape[0], generator=g)
                 out.append(vals * row_mask)
