@@ -172,13 +172,19 @@ def build_model(name: str, params: dict[str, Any], hints: dict[str, int], n_clas
 
 
 def _predictions_csv(path: Path, ds: ArrayDataset, proba: np.ndarray) -> None:
+    """One row per sample: id, group, the label and the prediction (multi-label: the true
+    labels and those at P >= 0.5, joined by ``|``), then a probability per class."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sample_id", "group", "y_true", "y_pred", *[f"p_{c}" for c in ds.class_names]])
-        pred = proba.argmax(1)
         assert ds.sample_ids is not None
-        for sid, g, yt, yp, p in zip(ds.sample_ids, ds.groups, ds.y, pred, proba):
-            w.writerow([sid, g, int(yt), int(yp), *[f"{v:.6g}" for v in p]])
+        names = np.asarray(ds.class_names)
+        for sid, g, yt, p in zip(ds.sample_ids, ds.groups, ds.y, proba):
+            if ds.multilabel:
+                true, pred = "|".join(names[yt > 0.5]), "|".join(names[p >= 0.5])
+            else:
+                true, pred = str(int(yt)), str(int(p.argmax()))
+            w.writerow([sid, g, true, pred, *[f"{v:.6g}" for v in p]])
 
 
 def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]:
