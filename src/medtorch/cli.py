@@ -317,12 +317,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a TrainingInterrupted names its run folder and code
         print(
-            "interrupted; a run can be continued with `medtorch train --resume RUN_DIR`",
+            f"error: {exc}"
+            if str(exc)
+            else "interrupted; a run can be continued with `medtorch train --resume RUN_DIR`",
             file=sys.stderr,
         )
-        return 130
+        return int(getattr(exc, "exit_code", 130))
 
 
 if __name__ == "__main__":

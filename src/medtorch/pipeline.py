@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from medtorch.config import RunConfig, dump_config, load_config
 from medtorch.data import tasks as _tasks  # noqa: F401  (registers the tasks)
@@ -50,7 +49,9 @@ class Prepared:
 
 
 def _json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_to_builtin))
+    from medtorch.train.atomic import write_text
+
+    write_text(path, json.dumps(obj, indent=2, default=_to_builtin))  # atomic: never half a file
 
 
 def _to_builtin(o: Any) -> Any:
@@ -250,11 +251,11 @@ def train_run(
 
     t0 = time.perf_counter()
     info = distributed.setup(cfg.trainer.device)
-    if resume_dir is not None:
+    if resume_dir is not None:  # a run killed before its first checkpoint restarts
         run_dir = Path(resume_dir)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
+        if not (run_dir / "config.yaml").is_file():
             raise ConfigError(
-                f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
+                f"expected a run folder with config.yaml, got {str(run_dir)!r} in --resume; "
                 "pass a folder written by `medtorch train`"
             )
     else:  # one new folder, named by rank 0
@@ -279,7 +280,7 @@ def train_run(
     stage2 = fit_after_training(
         model, {k: on[k] for k in cfg.trainer.after_training_on.split("+")}, run_dir
     )
-    fit_s = time.perf_counter() - t0
+    fit_s = time.perf_counter() - t0 + trainer.prior_wall_s  # with a resumed run's earlier sessions
 
     metrics: dict[str, Any] = {
         "run": run_dir.name,
@@ -331,10 +332,7 @@ def fit_after_training(
     if isinstance(summary.get("features"), list) and names:  # the gate's columns, by name
         summary["feature_names"] = [names[i] for i in summary["features"] if i < len(names)]
     fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
-    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
-        state = ckpt.load_checkpoint(path)
-        state["model"].update(fitted)
-        ckpt.save_atomic(state, path)
+    ckpt.patch_weights(run_dir / "checkpoints", fitted)
     log.info("fitted the second stage: %s", summary)
     return summary
 
@@ -347,7 +345,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
                 f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
                 "pass a folder written by `medtorch train`"
             )
-    cfg = load_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    cfg = load_config(run_dir / "config.yaml")
     return cfg, json.loads((run_dir / "model.json").read_text())
 
 
@@ -357,16 +355,13 @@ def load_normalizer(run_dir: Path | str) -> Normalizer:
 
 
 def restore_model(run_dir: Path, checkpoint: str = "best"):
-    """Rebuild a run's model and load its checkpoint weights (CPU)."""
-    import torch
+    """Rebuild a run's model and load its checkpoint weights (CPU), without running code
+    from the run folder (:func:`medtorch.train.checkpoint.run_weights`)."""
+    from medtorch.train.checkpoint import run_weights
 
     cfg, spec = load_run(run_dir)
     model = build_model(spec["name"], spec["params"], spec["hints"], len(spec["class_names"]))
-    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise ConfigError(f"expected a checkpoint at {path}, got none; train the run first")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(run_weights(Path(run_dir) / "checkpoints", checkpoint))
     model.eval()
     return cfg, spec, model
 
