@@ -6,9 +6,9 @@ need it to land *inside* a checkpoint write or *between* two checkpoint files. W
     MEDTORCH_TEST_PAUSE_AT=<point>[:<file name>][@<n>]
     MEDTORCH_TEST_PAUSE_MARKER=<path>
 
-the process writes the marker file and sleeps the n-th time (default the first) it reaches
+the process writes the marker file and waits the n-th time (default the first) it reaches
 ``point`` (for file points: writing that file), and the test kills it once the marker
-exists. Points: ``batch`` (after a training step), ``checkpoint_write`` (half a file's bytes
+exists (a SIGINT / SIGTERM ends the wait, so the graceful stop can be tested too). Points: ``batch`` (after a training step), ``checkpoint_write`` (half a file's bytes
 written to its temporary file), ``between_files`` (``last.pt`` replaced, the best-weights
 files not yet), ``predict`` (the trainer predicting, i.e. the final scoring). Without the
 variable this is one dictionary look-up.
@@ -39,4 +39,8 @@ def pause(point: str, path: Path | None = None) -> None:
     marker = os.environ.get(MARKER_ENV)
     if marker:
         Path(marker).write_text(f"{point} {path or ''}\n")
-    time.sleep(3600)  # the test kills the process here
+    from medtorch.train import signals
+
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline and not signals.pending():
+        time.sleep(0.05)  # the test kills the process here, or signals it to stop

@@ -42,6 +42,14 @@ class StopRequest:
         return self.signum is not None
 
 
+_active: list[StopRequest] = []  # the requests of the blocks now open (innermost last)
+
+
+def pending() -> bool:
+    """True when a stop was requested inside an open :func:`stop_requests` block."""
+    return any(r.requested for r in _active)
+
+
 @contextlib.contextmanager
 def stop_requests() -> Iterator[StopRequest]:
     """Within the block, SIGINT / SIGTERM set the returned flag instead of stopping the
@@ -61,9 +69,11 @@ def stop_requests() -> Iterator[StopRequest]:
         req.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in EXIT_CODES}
+    _active.append(req)
     try:
         yield req
     finally:
+        _active.remove(req)
         for s, h in previous.items():
             signal.signal(s, h)
 
