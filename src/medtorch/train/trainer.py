@@ -42,16 +42,17 @@ from torch import nn
 
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
-from medtorch.errors import ConfigError, DataError, SplitError, fmt
+from medtorch.errors import ConfigError, fmt
+from medtorch.train import atomic, distributed, faults, signals
 from medtorch.train import checkpoint as ckpt
-from medtorch.train import distributed, faults, signals
+from medtorch.train import resume as resume_state
+from medtorch.train.checks import check_logits, check_splits
 from medtorch.train.cpu import mkldnn_enabled, pick_cpu_kernels
 from medtorch.train.inputs import augment_batch, resolve_kinds, tta_views
 from medtorch.train.objective import Objective
 from medtorch.train.parts import (
     HISTORY_COLUMNS,
     MONITORS,
-    FastAdamStep,
     build_optimizer,
     build_scheduler,
     class_weights,
@@ -60,6 +61,7 @@ from medtorch.train.parts import (
 )
 from medtorch.train.progress import EpochBar, log_early_stop, log_epoch
 from medtorch.train.selection import Selection, check_monitor
+from medtorch.train.step import GradientStep
 
 __all__ = ["HISTORY_COLUMNS", "MONITORS", "Trainer"]
 
@@ -120,7 +122,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
-        self._best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the best weights
+        self.best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the best weights
         self.cpu_mkldnn = bool(torch.backends.mkldnn.enabled)
         self.cpu_threads = torch.get_num_threads()
         self.prior_wall_s = 0.0
@@ -166,15 +168,11 @@ class Trainer:
         self, train: ArrayDataset, valid: ArrayDataset | None, resume: bool, stop: Any
     ) -> list[dict[str, Any]]:
         cfg, t_start = self.cfg, time.perf_counter()
-        self._check_data(train, valid)
+        self.sel = sel = Selection(cfg, has_valid=valid is not None)
+        check_splits(train, valid, self.class_names, self.objective, sel.monitor)
         if isinstance(cfg.num_threads, int):
             torch.set_num_threads(cfg.num_threads)
         self._seed()
-        self.sel = sel = Selection(cfg, has_valid=valid is not None)
-        if sel.monitor == "valid_auroc" and valid is not None and len(np.unique(valid.y)) < 2:
-            raise ConfigError(fmt("a valid set with at least two classes to monitor valid_auroc",
-                                  valid.class_counts(), "trainer.monitor",
-                                  "monitor valid_loss instead"))  # fmt: skip
 
         # data -> tensors, once (the fast path: batches are index slices of these)
         n, bs = len(train), cfg.batch_size  # bs: the global batch, split across processes
@@ -187,16 +185,17 @@ class Trainer:
         vy = self.objective.labels(valid.y, self.device) if valid is not None else None
         weight, sample_w = self._class_weights(train)
 
+        # optimizer and schedule (resume checks that the schedule has the run's length)
         steps_per_epoch = math.ceil(n_epoch / bs)
         self.optimizer = opt = build_optimizer(self.model.parameters(), self.optim_cfg)
         self.scheduler = sched = build_scheduler(opt, self.optim_cfg, cfg.max_epochs,
                                                  steps_per_epoch, sel.mode)  # fmt: skip
-        schedule_steps = {"cosine": cfg.max_epochs, "onecycle": cfg.max_epochs * steps_per_epoch,
-                          }.get(self.optim_cfg.scheduler, 0)  # fmt: skip
+        per_epoch = {"cosine": cfg.max_epochs, "onecycle": cfg.max_epochs * steps_per_epoch}
+        schedule_steps = per_epoch.get(self.optim_cfg.scheduler, 0)
         scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
-        self.history, self._best_state, start_epoch = [], None, 0
-        saved = self._resume(schedule_steps, scaler) if resume else None
+        self.history, self.best_state, start_epoch = [], None, 0
+        saved = resume_state.load_into(self, schedule_steps, scaler) if resume else None
         if saved is not None:
             start_epoch = int(saved["epoch"])
             if sel.stopped_early or start_epoch >= cfg.max_epochs:
@@ -204,23 +203,15 @@ class Trainer:
                          start_epoch, sel.stopped_early)  # fmt: skip
                 return self.history
         elif self.checkpoint_dir is not None and self.dist.main:
-            ckpt.atomic.clean_stale(self.checkpoint_dir)
+            atomic.clean_stale(self.checkpoint_dir)
+        update = GradientStep(self.model, opt, scaler, cfg.grad_clip,
+                              sched if self.optim_cfg.scheduler == "onecycle" else None)  # fmt: skip
+        self._choose_cpu_kernels(saved, [x[torch.arange(min(bs, n))] for x in xs])
 
-        params = [p for g in opt.param_groups for p in g["params"]]
-        opt_step = FastAdamStep(opt) if FastAdamStep.supported(opt) else opt.step
-        if saved is None or "cpu_mkldnn" not in saved:
-            idx = torch.arange(min(bs, n))
-            self.cpu_mkldnn, self.cpu_threads = pick_cpu_kernels(
-                cfg.cpu_conv, cfg.num_threads, self.device, self.model, [x[idx] for x in xs]
-            )
-        if self.device.type == "cpu":
-            torch.set_num_threads(self.cpu_threads)
-            log.info("CPU kernels: %s convolutions, %d thread(s)",
-                     "oneDNN" if self.cpu_mkldnn else "native", self.cpu_threads)  # fmt: skip
-
-        augment, net = cfg.augment.enabled, self._net
+        net = self._net
         with mkldnn_enabled(self.cpu_mkldnn):
             for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
+                # train one epoch: a seeded order, global batches split across processes
                 t0 = time.perf_counter()
                 net.train()
                 order = distributed.pad_order(self._epoch_order(y, sample_w), world)
@@ -233,41 +224,27 @@ class Trainer:
                     idx = distributed.shard_batch(gidx, rank, world)  # this process's rows
                     with self._autocast():
                         batch = [x[idx] for x in xs]
-                        if augment:
+                        if cfg.augment.enabled:
                             batch = augment_batch(batch, kinds, cfg.augment)
                         logits = net(*batch)  # (B, K)
                         if step == 0:
-                            self._check_logits(logits)
+                            check_logits(logits, self.class_names)
                         loss = self.objective.loss(logits.float(), y[idx], y[gidx], weight, world)
-                    for p in params:  # zero_grad(set_to_none=True) without its overhead
-                        p.grad = None
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(opt)
-                    else:
-                        loss.backward()
-                    if cfg.grad_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt_step()
-                    if self.optim_cfg.scheduler == "onecycle":
-                        sched.step()
+                    update(loss)
                     loss_sum.add_(loss.detach(), alpha=len(gidx) / world)
                     bar.step(step, loss, sel.monitor,
                              self.history[-1][sel.monitor] if self.history else math.nan)  # fmt: skip
                     faults.pause("batch")  # test hook (fault injection)
-                    if stop.requested and not self.dist.active:
+                    if stop.requested and not self.dist.active:  # the last checkpoint stands
                         raise signals.interrupted(stop, self.run_dir, epoch - 1, cfg.max_epochs)
                 bar.close()
                 train_time = time.perf_counter() - t0
                 lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
 
+                # validate (rank 0; its row, so every decision, is broadcast), then select
                 loss_sum = distributed.all_reduce_sum(loss_sum)
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n_epoch}
-                if self.dist.main:  # rank 0 validates; its row, so every decision, is broadcast
+                if self.dist.main:
                     row.update(self._valid_row(valid, vxs, vy, weight))
                 row = distributed.broadcast(row)
                 score = row[sel.monitor]
@@ -277,18 +254,20 @@ class Trainer:
                     sched.step(score)
                 improved = sel.update(epoch, score)
                 if improved:
-                    self._best_state = {k: v.detach().to("cpu", copy=True)
-                                        for k, v in self.model.state_dict().items()}  # fmt: skip
+                    self.best_state = {k: v.detach().to("cpu", copy=True)
+                                       for k, v in self.model.state_dict().items()}  # fmt: skip
                 row["lr"] = lr
                 row["epoch_time_s"] = time.perf_counter() - t0
                 row["train_samples_per_s"] = n / train_time
                 self.history.append(row)
 
+                # checkpoint (crash-safe), log, and stop early or on a signal
                 if self.checkpoint_dir is not None:
                     rngs = distributed.gather(ckpt.rng_state(self.shuffle_gen))
                     if self.dist.main:
                         wall = self.prior_wall_s + time.perf_counter() - t_start
-                        self._save(epoch, schedule_steps, scaler, rngs, improved, wall)
+                        resume_state.save_epoch(self, epoch, schedule_steps, scaler, rngs,
+                                                improved, wall)  # fmt: skip
                 if self.dist.main:
                     log_epoch(row, cfg.max_epochs, sel.monitor, improved, valid is not None)
                 if sel.stopped_early:
@@ -300,29 +279,16 @@ class Trainer:
         return self.history
 
     # -- the loop's pieces -------------------------------------------------------------------
-    def _check_data(self, train: ArrayDataset, valid: ArrayDataset | None) -> None:
-        if len(train) == 0:
-            raise SplitError("expected training rows, got an empty training set; "
-                             "check the split ratios and the task's cohort filters")  # fmt: skip
-        if valid is not None and len(valid) == 0:
-            raise SplitError("expected validation rows, got an empty validation set; "
-                             "give the valid split a non-zero ratio or pass valid=None")  # fmt: skip
-        for name, ds in (("train", train), ("valid", valid)):
-            if ds is not None and ds.n_classes != len(self.class_names):
-                raise DataError(fmt(f"{len(self.class_names)} classes {self.class_names}",
-                                    ds.class_names, f"the {name} dataset",
-                                    "pass the class names of the dataset"))  # fmt: skip
-            if ds is not None:
-                self.objective.check_labels(ds.y, f"the {name} dataset's y")
-        if valid is not None and list(valid.inputs) != list(train.inputs):
-            raise DataError(fmt(f"inputs {list(train.inputs)} (as in train)", list(valid.inputs),
-                                "the valid dataset", "give both splits the same inputs"))  # fmt: skip
-
-    def _check_logits(self, logits: torch.Tensor) -> None:
-        if logits.shape[-1] != len(self.class_names):
-            raise ConfigError(fmt(f"logits of shape (B, {len(self.class_names)})",
-                                  tuple(logits.shape), "the model output",
-                                  "set the model's n_classes to the number of classes"))  # fmt: skip
+    def _choose_cpu_kernels(self, saved: dict[str, Any] | None, sample: list[torch.Tensor]) -> None:
+        """oneDNN or native convolutions and the thread count (a resumed run keeps its own)."""
+        if saved is None or "cpu_mkldnn" not in saved:
+            self.cpu_mkldnn, self.cpu_threads = pick_cpu_kernels(
+                self.cfg.cpu_conv, self.cfg.num_threads, self.device, self.model, sample
+            )
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.cpu_threads)
+            log.info("CPU kernels: %s convolutions, %d thread(s)",
+                     "oneDNN" if self.cpu_mkldnn else "native", self.cpu_threads)  # fmt: skip
 
     def _seed(self) -> None:
         """Seed every RNG: the epoch order from ``seed`` (shared by all processes), dropout and
@@ -381,81 +347,6 @@ class Trainer:
         return {"valid_loss": self.objective.valid_loss(vlogits, vy, weight),
                 **self.objective.metrics(valid.y, proba)}  # fmt: skip
 
-    # -- checkpoints -------------------------------------------------------------------------
-    def _save(self, epoch: int, schedule_steps: int, scaler: Any, rngs: list[dict[str, Any]],
-              improved: bool, wall_s: float) -> None:  # fmt: skip
-        """Write this epoch's checkpoint files, then history.csv (never ahead of them)."""
-        assert self.optimizer is not None and self.run_dir is not None
-        state = {
-            "format": ckpt.CHECKPOINT_FORMAT,
-            "model": self.model.state_dict(),
-            "best_model": self._best_state,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "epoch": epoch,
-            **self.sel.state(),
-            "schedule_steps": schedule_steps,
-            "train_wall_s": wall_s,
-            "cpu_mkldnn": self.cpu_mkldnn,
-            "cpu_threads": self.cpu_threads,
-            "history": self.history,
-            "rng": rngs[0],
-            "rng_ranks": rngs if len(rngs) > 1 else None,
-            "world_size": self.dist.world,
-            "monitor": self.sel.monitor,
-            "monitor_mode": self.sel.mode,
-            "class_names": self.class_names,
-            "objective": self.objective.name,
-            "config": {
-                "optim": self.optim_cfg.model_dump(mode="json"),
-                "trainer": self.cfg.model_dump(mode="json"),
-            },
-        }
-        ckpt.write_epoch(self.run_dir / "checkpoints", state, best_changed=improved)
-        ckpt.write_history(self.run_dir / "history.csv", self.history, HISTORY_COLUMNS)
-
-    def _resume(self, schedule_steps: int, scaler: Any) -> dict[str, Any] | None:
-        """Load the newest good checkpoint into the model, optimizer, counters and RNGs;
-        None (a fresh start) when the run has none yet."""
-        if self.checkpoint_dir is None or self.run_dir is None:
-            raise ConfigError(
-                fmt("a run folder to resume from", None, "run_dir", "pass the run's folder")
-            )
-        state = ckpt.load_resume_state(self.checkpoint_dir)
-        if state is None:
-            log.info("no checkpoint in %s yet: training starts from epoch 1", self.checkpoint_dir)
-            return None
-        if state["schedule_steps"] != schedule_steps:
-            raise ConfigError(fmt(f"a schedule of {state['schedule_steps']} steps as in the resumed run",
-                                  schedule_steps, "trainer.max_epochs / trainer.batch_size",
-                                  "resume with the run's max_epochs, batch_size and training set"))  # fmt: skip
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != self.dist.world:
-            raise ConfigError(fmt(f"the {saved_world} process(es) the run was trained with",
-                                  self.dist.world, "the number of processes (torchrun --nproc-per-node)",
-                                  f"resume with {saved_world} process(es) for an exact continuation"))  # fmt: skip
-        assert self.optimizer is not None
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        own_rng = state["rng_ranks"][self.dist.rank] if self.dist.active else state["rng"]
-        ckpt.set_rng_state(own_rng, self.shuffle_gen)
-        self.history = list(state["history"])
-        self.sel.load(state)
-        self._best_state = state["best_model"]
-        self.prior_wall_s = float(state.get("train_wall_s", 0.0))
-        if "cpu_mkldnn" in state:
-            self.cpu_mkldnn, self.cpu_threads = bool(state["cpu_mkldnn"]), int(state["cpu_threads"])
-        if self.dist.main:  # a crash between files left the best-weights copies or history behind
-            ckpt.sync_best(self.checkpoint_dir, state)
-            ckpt.write_history(self.run_dir / "history.csv", self.history, HISTORY_COLUMNS)
-        log.info("resumed from %s at epoch %d", self.checkpoint_dir / ckpt.LAST, state["epoch"])
-        return state
-
     # -- inference ---------------------------------------------------------------------------
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -478,34 +369,6 @@ class Trainer:
         net.train(was_training)
         return torch.cat(out) if out else torch.empty(0, len(self.class_names), device=self.device)
 
-    def _weights_for(self, checkpoint: str) -> dict[str, torch.Tensor] | None:
-        """The weights ``predict_proba(checkpoint=...)`` uses (None: the current ones)."""
-        folder = self.checkpoint_dir
-        path = (
-            folder / f"{checkpoint}.pt"
-            if checkpoint in ("best", "last") and folder
-            else Path(checkpoint)
-        )
-        if path.is_file():
-            state = ckpt.load_checkpoint(path)
-            if (
-                checkpoint == "best"
-                and self.best_epoch is not None
-                and state.get("epoch") != self.best_epoch
-            ):
-                raise ckpt.CheckpointError(
-                    f"expected the weights of best epoch {self.best_epoch}, got epoch "
-                    f"{state.get('epoch')} in {path}; resume the run to repair its checkpoints"
-                )
-            return state["model"]
-        if checkpoint == "best" and self._best_state is not None:
-            return self._best_state
-        if checkpoint == "best":
-            log.warning("no best checkpoint found; predicting with the current weights")
-            return None
-        raise ConfigError(fmt("a checkpoint file", str(path), "predict_proba(checkpoint=...)",
-                              "use best, last, None or an existing .pt path"))  # fmt: skip
-
     def predict_proba(
         self, ds: ArrayDataset, checkpoint: str | None = None, tta: bool = False
     ) -> np.ndarray:
@@ -521,7 +384,7 @@ class Trainer:
         exists yet); any other string is a checkpoint path. The trainer's model is left unchanged.
         """
         faults.pause("predict")  # test hook (fault injection)
-        state = self._weights_for(checkpoint) if checkpoint is not None else None
+        state = resume_state.weights_for(self, checkpoint) if checkpoint is not None else None
         net = self.model  # never the DDP wrapper: prediction may run on rank 0 alone
         if state is not None:
             net = copy.deepcopy(self.model)
