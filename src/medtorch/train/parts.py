@@ -7,6 +7,8 @@ wires them into the loop.
 from __future__ import annotations
 
 import math
+import os
+import random
 from typing import Any
 
 import numpy as np
@@ -110,6 +112,36 @@ def class_weights(cfg: TrainerConfig, y: np.ndarray, n_classes: int) -> np.ndarr
             )
         )
     return w
+
+
+def loss_weights(
+    cfg: TrainerConfig, y: np.ndarray, n_classes: int, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The loss's class weights (:func:`class_weights`) as a tensor and, with ``sampler:
+    balanced``, each training row's draw weight (each class drawn equally often on average)."""
+    w_np = class_weights(cfg, y, n_classes)
+    weight = torch.as_tensor(w_np, dtype=torch.float32, device=device) if w_np is not None else None
+    sample_w = None
+    if cfg.sampler == "balanced":
+        counts = np.bincount(y, minlength=n_classes)
+        sample_w = torch.as_tensor(1.0 / counts[y], dtype=torch.float64)
+    return weight, sample_w
+
+
+def seed_everything(
+    seed: int, rank: int, shuffle: torch.Generator, device: torch.device, deterministic: bool
+) -> None:
+    """Seed every RNG: the epoch order from ``seed`` (shared by all processes), dropout and
+    augmentation from ``seed + rank`` (each process its own stream; rank 0 = one process)."""
+    own = seed + rank
+    random.seed(own)
+    np.random.seed(own % 2**32)  # noqa: NPY002 (third-party code draws from it)
+    torch.manual_seed(own)
+    shuffle.manual_seed(seed)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:

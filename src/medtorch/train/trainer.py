@@ -30,8 +30,6 @@ import contextlib
 import copy
 import logging
 import math
-import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +53,8 @@ from medtorch.train.parts import (
     MONITORS,
     build_optimizer,
     build_scheduler,
-    class_weights,
+    loss_weights,
+    seed_everything,
     select_device,
     to_tensor,
 )
@@ -172,7 +171,7 @@ class Trainer:
         check_splits(train, valid, self.class_names, self.objective, sel.monitor)
         if isinstance(cfg.num_threads, int):
             torch.set_num_threads(cfg.num_threads)
-        self._seed()
+        seed_everything(cfg.seed, self.dist.rank, self.shuffle_gen, self.device, cfg.deterministic)
 
         # data -> tensors, once (the fast path: batches are index slices of these)
         n, bs = len(train), cfg.batch_size  # bs: the global batch, split across processes
@@ -183,7 +182,11 @@ class Trainer:
         xs, y = self._tensors(train), self.objective.labels(train.y, self.device)
         vxs = self._tensors(valid) if valid is not None else None
         vy = self.objective.labels(valid.y, self.device) if valid is not None else None
-        weight, sample_w = self._class_weights(train)
+        weight, sample_w = (
+            (None, None)
+            if self.objective.multilabel
+            else loss_weights(cfg, train.y, len(self.class_names), self.device)
+        )
 
         # optimizer and schedule (resume checks that the schedule has the run's length)
         steps_per_epoch = math.ceil(n_epoch / bs)
@@ -289,35 +292,6 @@ class Trainer:
             torch.set_num_threads(self.cpu_threads)
             log.info("CPU kernels: %s convolutions, %d thread(s)",
                      "oneDNN" if self.cpu_mkldnn else "native", self.cpu_threads)  # fmt: skip
-
-    def _seed(self) -> None:
-        """Seed every RNG: the epoch order from ``seed`` (shared by all processes), dropout and
-        augmentation from ``seed + rank`` (each process its own stream; rank 0 = one process)."""
-        seed = self.cfg.seed
-        own = seed + self.dist.rank
-        random.seed(own)
-        np.random.seed(own % 2**32)  # noqa: NPY002 (third-party code draws from it)
-        torch.manual_seed(own)
-        self.shuffle_gen.manual_seed(seed)
-        if self.device.type == "cuda":
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
-            torch.backends.cudnn.benchmark = not self.cfg.deterministic
-        torch.use_deterministic_algorithms(self.cfg.deterministic, warn_only=True)
-
-    def _class_weights(
-        self, train: ArrayDataset
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Loss weights per class and, with ``sampler: balanced``, per-row draw weights."""
-        if self.objective.multilabel:
-            return None, None
-        w_np = class_weights(self.cfg, train.y, len(self.class_names))
-        weight = (torch.as_tensor(w_np, dtype=torch.float32, device=self.device)
-                  if w_np is not None else None)  # fmt: skip
-        sample_w = None
-        if self.cfg.sampler == "balanced":  # each class drawn equally often on average
-            counts = np.bincount(train.y, minlength=len(self.class_names))
-            sample_w = torch.as_tensor(1.0 / counts[train.y], dtype=torch.float64)
-        return weight, sample_w
 
     def _epoch_order(self, y: torch.Tensor, sample_w: torch.Tensor | None) -> torch.Tensor:
         """Row order of one epoch (N rows): a permutation, or with ``sampler: balanced`` N draws
