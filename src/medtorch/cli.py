@@ -132,7 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models")
     sub.add_parser("recipes", help="list recipes")
     sub.add_parser("tasks", help="list tasks")
+    rs = sub.add_parser("runs", help="list run folders: recipe, date, test metrics, status")
+    rs.add_argument("dir", nargs="?", default="runs", help="a --out folder (default runs)")
     return p
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from medtorch.runs import format_runs, list_runs
+
+    print(format_runs(list_runs(args.dir)))
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -299,6 +308,7 @@ COMMANDS = {
     "models": _cmd_list,
     "recipes": _cmd_list,
     "tasks": _cmd_list,
+    "runs": _cmd_runs,
 }
 
 
