@@ -5,7 +5,9 @@
   averaged over those samples;
 - micro AUPRC / AUROC (every (sample, label) pair pooled) and macro AUPRC / AUROC (the mean
   over the labels that have both a positive and a negative sample);
-- the number of labels and of positives.
+- the number of labels and of positives;
+- :func:`multilabel_metrics`: point values (per-label accuracy, balanced accuracy, AUROC and
+  F1, macro over labels) for the trainer's validation row.
 
 scikit-learn computes the curve metrics (``average_precision_score``, ``roc_auc_score``);
 confidence intervals resample whole groups (patients) as every medtorch metric does, by
@@ -14,6 +16,7 @@ giving each sample its resample multiplicity as a ``sample_weight``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -114,4 +117,33 @@ def multilabel_report(
         "overall": overall,
         "label_positives": {str(n): int(c) for n, c in zip(label_names, positives)},
         "samples_without_labels": int((y.sum(1) == 0).sum()),
+    }
+
+
+def multilabel_metrics(
+    y: np.ndarray, proba: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
+    """accuracy (per label, averaged), balanced accuracy, AUROC and F1, macro over labels.
+
+    >>> y = np.array([[1, 0], [0, 1], [1, 1]]); p = np.array([[.9, .2], [.3, .7], [.6, .4]])
+    >>> m = multilabel_metrics(y, p)
+    >>> round(m["accuracy"], 3), m["auroc"]
+    (0.833, 1.0)
+    """
+    y, proba = np.asarray(y), np.asarray(proba, dtype=np.float64)
+    if y.ndim != 2 or proba.shape != y.shape:
+        raise MedtorchError(fmt("y and proba of one shape (N, L)", (y.shape, proba.shape),
+                                "multilabel_metrics", "pass one column per label"))  # fmt: skip
+    pred = (proba >= threshold).astype(np.int64)
+    both = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bacc = [skm.balanced_accuracy_score(y[:, j], pred[:, j]) for j in range(y.shape[1])]
+        f1 = skm.f1_score(y, pred, average="macro", zero_division=0)
+    auroc = [skm.roc_auc_score(y[:, j], proba[:, j]) for j in both]
+    return {
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": float(np.mean(bacc)) if len(y) else math.nan,
+        "auroc": float(np.mean(auroc)) if auroc else math.nan,
+        "macro_f1": float(f1),
     }
