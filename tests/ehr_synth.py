@@ -19,7 +19,7 @@ def at(days: float = 0.0, hours: float = 0.0) -> datetime:
 
 def events(rows: list[tuple]) -> pl.DataFrame:
     """An event table from (subject_id, time, code[, numeric_value[, hadm_id]]) tuples."""
-    full = [(r + (None, None))[:5] for r in rows]
+    full = [(*r, None, None)[:5] for r in rows]
     return pl.DataFrame(
         full,
         schema={

@@ -204,7 +204,7 @@ def _visit_inputs(
         (per_visit["_n"] > c_max).sum()
     )
     trunc["codes dropped by max_codes_per_visit"] = int(
-        (per_visit["_n"] - c_max).clip(lower_bound=0).sum()
+        (per_visit["_n"].cast(pl.Int64) - c_max).clip(lower_bound=0).sum()
     )
     per_sample = (
         per_visit.lazy()
@@ -269,7 +269,9 @@ def _event_inputs(
     trunc["samples with events beyond max_events (oldest dropped)"] = int(
         (per["_ne"] > e_max).sum()
     )
-    trunc["events dropped by max_events"] = int((per["_ne"] - e_max).clip(lower_bound=0).sum())
+    trunc["events dropped by max_events"] = int(
+        (per["_ne"].cast(pl.Int64) - e_max).clip(lower_bound=0).sum()
+    )
     return per.with_columns(
         pl.col(c).list.tail(e_max) for c in ("event_codes", "event_hours", "event_values")
     ).drop("_ne")
@@ -551,7 +553,9 @@ class CodeVocab:
                 "visit_codes",
                 "visit_days",
                 pl.int_ranges(pl.col("visit_codes").list.len()).alias("_v"),
-                (pl.col("visit_codes").list.len() - V).clip(lower_bound=0).alias("_off"),
+                (pl.col("visit_codes").list.len().cast(pl.Int64) - V)
+                .clip(lower_bound=0)
+                .alias("_off"),
             ).explode(["visit_codes", "visit_days", "_v"])
             vis = vis.with_columns((pl.col("_v") - pl.col("_off")).alias("_v")).filter(
                 pl.col("_v") >= 0
@@ -583,7 +587,9 @@ class CodeVocab:
                 "event_hours",
                 "event_values",
                 pl.int_ranges(pl.col("event_codes").list.len()).alias("_e"),
-                (pl.col("event_codes").list.len() - E).clip(lower_bound=0).alias("_off"),
+                (pl.col("event_codes").list.len().cast(pl.Int64) - E)
+                .clip(lower_bound=0)
+                .alias("_off"),
             ).explode(["event_codes", "event_hours", "event_values", "_e"])
             ev = ev.with_columns((pl.col("_e") - pl.col("_off")).alias("_e")).filter(
                 pl.col("_e") >= 0
