@@ -43,7 +43,7 @@ def _readmission_events() -> pl.DataFrame:
 def test_readmission_window_boundary_and_censoring():
     ev = _readmission_events()
     lab15, flow15 = build_labels(ev, "readmission_30d", {"window_days": 15})
-    lab5, flow5 = build_labels(ev, "readmission_30d", {"window_days": 5})
+    lab5, _ = build_labels(ev, "readmission_30d", {"window_days": 5})
     first = (pl.col("subject_id") == 1) & (pl.col("hadm_id") == 11)
     assert lab15.filter(first)["boolean_value"].to_list() == [True]  # 9.25-day gap, window 15
     assert lab5.filter(first)["boolean_value"].to_list() == [False]  # 9.25-day gap, window 5
@@ -55,7 +55,7 @@ def test_readmission_window_boundary_and_censoring():
     assert lab15.filter(pl.col("subject_id") == 4)["boolean_value"].to_list() == [False]
     assert flow15["label_balance"] == {"no readmission": 1, "readmitted": 1}
     assert lab15["prediction_time"].to_list() == [at(2), at(3)]
-    lab60, flow60 = build_labels(ev, "readmission_30d", {"window_days": 60})
+    _, flow60 = build_labels(ev, "readmission_30d", {"window_days": 60})
     assert (
         _flow(flow60)["less than 60 days of follow-up and no readmission (censored)"] == 2
     )  # subjects 1 (2nd), 4
@@ -154,7 +154,7 @@ def test_unreadable_labels_are_counted_exclusions():
 
 
 def test_duplicate_admission_ids_with_different_times_are_an_error():
-    rows = admission(1, 11, at(0), at(2)) + [(1, at(1), "HOSPITAL_ADMISSION", None, 11)]
+    rows = [*admission(1, 11, at(0), at(2)), (1, at(1), "HOSPITAL_ADMISSION", None, 11)]
     with pytest.raises(DataError, match="one HOSPITAL_ADMISSION per hadm_id, got 2 for hadm_id 11"):
         build_labels(events(rows), "mortality_next_visit")
 
