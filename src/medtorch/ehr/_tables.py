@@ -52,6 +52,7 @@ def scan_raw(path: Path) -> pl.LazyFrame:
 
 
 def _typed(col: str, kind: str) -> pl.Expr:
+    """The lenient parse of a text column (spaces stripped, every accepted format tried)."""
     raw = pl.col(col)
     if kind == "int":
         return raw.cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False)
@@ -71,6 +72,17 @@ def _typed(col: str, kind: str) -> pl.Expr:
     return raw.cast(pl.String)
 
 
+def _fast(series: pl.Series, kind: str) -> pl.Series:
+    """The strict common-case parse (MIMIC's own formats); failures become null."""
+    if kind == "int":
+        return series.cast(pl.Int64, strict=False)
+    if kind == "float":
+        return series.cast(pl.Float64, strict=False).cast(pl.Float32)
+    if kind in ("datetime", "date"):
+        return series.str.to_datetime(_DT_FULL, time_unit="us", strict=False)
+    return series.to_frame().select(_typed(series.name, kind)).to_series()
+
+
 _EXPECTED = {
     "int": "an integer",
     "float": "a number",
@@ -78,6 +90,47 @@ _EXPECTED = {
     "date": "a date like 2164-10-23",
     "flag": "0 or 1",
 }
+
+
+def _typed_series(series: pl.Series, kind: str) -> pl.Series:
+    """``series`` (text or typed Parquet) as ``kind``; unparseable cells become null."""
+    dtype = series.dtype
+    if kind == "int" and dtype.is_integer():
+        return series.cast(pl.Int64)
+    if kind == "float" and dtype.is_numeric():
+        return series.cast(pl.Float32)
+    if kind in ("datetime", "date") and isinstance(dtype, pl.Datetime | pl.Date):
+        return series.cast(pl.Datetime("us"))
+    if kind == "flag" and (dtype == pl.Boolean or dtype.is_integer()):
+        return series.cast(pl.String).to_frame().select(_typed(series.name, kind)).to_series()
+    text = series.cast(pl.String)
+    fast = _fast(text, kind)
+    bad = text.is_not_null() & fast.is_null()
+    if not bad.any():
+        return fast
+    return text.to_frame().select(_typed(series.name, kind)).to_series()
+
+
+def _fast_expr(col: str, kind: str, dtype: pl.DataType) -> pl.Expr:
+    """The strict parse of MIMIC's own formats, as a lazy expression."""
+    c = pl.col(col)
+    if kind == "int":
+        return c.cast(pl.Int64, strict=False)
+    if kind == "float":
+        return c.cast(pl.Float64, strict=False).cast(pl.Float32)
+    if kind in ("datetime", "date"):
+        if isinstance(dtype, pl.Datetime | pl.Date):
+            return c.cast(pl.Datetime("us"))
+        if kind == "date":
+            return pl.coalesce(
+                c.str.to_datetime(_DT_DATE, time_unit="us", strict=False),
+                c.str.to_datetime(_DT_FULL, time_unit="us", strict=False),
+            )
+        return c.str.to_datetime(_DT_FULL, time_unit="us", strict=False)
+    if kind == "flag":
+        text = c.cast(pl.String)
+        return pl.when(text == "1").then(True).when(text == "0").then(False).otherwise(None)
+    return c.cast(pl.String)
 
 
 def read_table(
@@ -91,51 +144,83 @@ def read_table(
     """The columns of ``kinds`` from ``path``, typed. A missing required column, a value
     that does not parse (for example a death flag written as text, or a timestamp that is
     not one) or a null in a ``not_null`` column raises one :class:`DataError` naming the
-    table, the column and the row."""
-    lf = scan_raw(path).with_row_index("_row", offset=1)
-    names = set(lf.collect_schema().names())
+    table, the column and the row.
+
+    One streaming pass parses MIMIC's own formats; only when a cell does not parse is the
+    table read again, leniently (spaces, ISO ``T``, fractional seconds, date-only), to
+    either accept it or name the row."""
+    lf = scan_raw(path)
+    schema = lf.collect_schema()
+    names = set(schema.names())
     required = tuple(kinds) if required is None else required
     for col in required:
         if col not in names:
             raise DataError(
-                f"expected a column {col.upper()}, got columns {sorted(n.upper() for n in names - {'_row'})} "
+                f"expected a column {col.upper()}, got columns {sorted(n.upper() for n in names)} "
                 f"in {table} ({path.name}); is this the right file?"
             )
     present = [c for c in kinds if c in names]
-    exprs: list[pl.Expr] = [pl.col("_row")]
-    checks: list[pl.Expr] = []
-    for col in present:
-        kind = kinds[col]
-        exprs.append(_typed(col, kind).alias(col))
-        if kind != "str":
-            raw_text = pl.col(col).cast(pl.String).str.strip_chars()
-            bad = raw_text.is_not_null() & (raw_text != "") & _typed(col, kind).is_null()
-            exprs.append(bad.alias(f"_bad_{col}"))
-            exprs.append(pl.col(col).cast(pl.String).alias(f"_raw_{col}"))
-            checks.append(pl.col(f"_bad_{col}"))
-    frame = lf.select(exprs).collect(engine="streaming")
-    for col in present:
-        if kinds[col] == "str":
-            continue
-        bad_rows = frame.filter(pl.col(f"_bad_{col}"))
-        if bad_rows.height:
-            row = bad_rows.row(0, named=True)
+    exprs = [_fast_expr(c, kinds[c], schema[c]).alias(c) for c in present]
+    bad = [
+        (pl.col(c).is_not_null() & _fast_expr(c, kinds[c], schema[c]).is_null())
+        for c in present
+        if kinds[c] != "str"
+    ]
+    sel = [*exprs, pl.any_horizontal(bad).alias("_bad")] if bad else exprs
+    frame = lf.select(sel).collect(engine="streaming")
+    if bad and frame["_bad"].any():
+        return _read_table_lenient(path, table, kinds, present, not_null)
+    if bad:
+        frame = frame.drop("_bad")
+    for col in not_null:
+        if col in present and frame[col].null_count():
+            first = int(frame[col].is_null().arg_true()[0])
             raise DataError(
-                f"expected {_EXPECTED[kinds[col]]}, got {row[f'_raw_{col}']!r} in {table} "
-                f"({path.name}) column {col.upper()} row {row['_row']} ({bad_rows.height} such rows); "
+                f"expected a value, got an empty cell in {table} ({path.name}) column "
+                f"{col.upper()} row {first + 1} ({frame[col].null_count()} such rows); "
                 "fix or remove those rows"
             )
-    for col in not_null:
-        if col in present:
-            nulls = frame.filter(pl.col(col).is_null())
-            if nulls.height:
-                raise DataError(
-                    f"expected a value, got an empty cell in {table} ({path.name}) column "
-                    f"{col.upper()} row {nulls['_row'][0]} ({nulls.height} such rows); "
-                    "fix or remove those rows"
-                )
-    drop = [c for c in frame.columns if c.startswith("_bad_") or c.startswith("_raw_")]
-    return frame.drop(drop)
+    return frame.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
+
+
+def _read_table_lenient(
+    path: Path,
+    table: str,
+    kinds: Kinds,
+    present: list[str],
+    not_null: tuple[str, ...],
+) -> pl.DataFrame:
+    raw = scan_raw(path).select(present).collect(engine="streaming")
+    columns: list[pl.Series] = [
+        pl.int_range(1, raw.height + 1, dtype=pl.Int64, eager=True).alias("_row")
+    ]
+    for col in present:
+        kind = kinds[col]
+        series = raw[col]
+        if kind == "str":
+            columns.append(series.cast(pl.String))
+            continue
+        typed = _typed_series(series, kind).alias(col)
+        bad = series.is_not_null() & typed.is_null()
+        if bad.any():
+            text = series.cast(pl.String).str.strip_chars()
+            bad = text.is_not_null() & (text != "") & typed.is_null()
+        if bad.any():
+            first = int(bad.arg_true()[0])
+            raise DataError(
+                f"expected {_EXPECTED[kind]}, got {series[first]!r} in {table} ({path.name}) "
+                f"column {col.upper()} row {first + 1} ({int(bad.sum())} such rows); "
+                "fix or remove those rows"
+            )
+        if col in not_null and typed.null_count():
+            first = int(typed.is_null().arg_true()[0])
+            raise DataError(
+                f"expected a value, got an empty cell in {table} ({path.name}) column "
+                f"{col.upper()} row {first + 1} ({typed.null_count()} such rows); "
+                "fix or remove those rows"
+            )
+        columns.append(typed)
+    return pl.DataFrame(columns)
 
 
 def end_of_day(col: str) -> pl.Expr:

@@ -96,24 +96,34 @@ def _pair_by_time(adm: pl.DataFrame, dis: pl.DataFrame) -> pl.DataFrame:
     ).drop("_next_admit")
 
 
-def admissions(events: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+def admissions(
+    events: pl.DataFrame | pl.LazyFrame,
+) -> tuple[pl.DataFrame, dict[str, int], pl.Series]:
     """One row per admission: ``subject_id, visit_id, admit, discharge, visit_idx`` (order
     within the subject, from 0), ``n_visits``, ``unusable`` (a reason or null),
     ``died_in`` (bool), ``death_time``, ``end_of_followup``, and the next admission's
     ``next_visit_id, next_admit, next_unusable, next_died_in``. Also counts of duplicate
-    admission/discharge rows removed."""
+    admission/discharge rows removed, and every subject id of the events."""
     lf = events.lazy()
     has_hadm = "hadm_id" in lf.collect_schema().names()
     hadm = pl.col("hadm_id") if has_hadm else pl.lit(None, pl.Int64)
-    struct = (
-        lf.filter(
-            S.is_code(S.ADMISSION)
-            | S.is_code(S.DISCHARGE)
-            | (pl.col("code") == S.DEATH_FLAG_WITHOUT_TIME)
+    code = pl.col("code")
+    struct_q = (
+        lf.filter(code.str.starts_with("HOSPITAL_") | code.str.starts_with("MEDTORCH_"))
+        .filter(
+            S.is_code(S.ADMISSION) | S.is_code(S.DISCHARGE) | (code == S.DEATH_FLAG_WITHOUT_TIME)
         )
         .select("subject_id", "time", "code", hadm.alias("hadm_id"))
-        .collect()
     )
+    # one pass over the events for every subject: last event time and earliest death
+    subj_q = lf.group_by("subject_id").agg(
+        pl.col("time")
+        .filter(code.str.starts_with("MEDS_DEATH") & S.is_code(S.DEATH))
+        .min()
+        .alias("death_time"),
+        pl.col("time").max().alias("end_of_followup"),
+    )
+    struct, subj = pl.collect_all([struct_q, subj_q])
     counts: dict[str, int] = {}
     dedup = struct.unique(maintain_order=True)
     counts["duplicate admission/discharge rows removed"] = struct.height - dedup.height
@@ -165,17 +175,6 @@ def admissions(events: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, dict[
         pl.int_range(pl.len(), dtype=pl.Int64).over("subject_id").alias("visit_idx"),
         pl.len().over("subject_id").cast(pl.Int64).alias("n_visits"),
     )
-    death = (
-        lf.filter(S.is_code(S.DEATH) & pl.col("time").is_not_null())
-        .group_by("subject_id")
-        .agg(pl.col("time").min().alias("death_time"))
-    )
-    last = (
-        lf.filter(pl.col("time").is_not_null())
-        .group_by("subject_id")
-        .agg(pl.col("time").max().alias("end_of_followup"))
-    )
-    subj = death.join(last, on="subject_id", how="full", coalesce=True).collect()
     adm = adm.join(subj, on="subject_id", how="left")
     midnight = pl.col("death_time") == pl.col("death_time").dt.truncate("1d")
     died = pl.col("death_time").is_not_null() & (
@@ -203,7 +202,7 @@ def admissions(events: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, dict[
     adm = adm.with_columns(
         [pl.col(k).shift(-1).over("subject_id").alias(v) for k, v in nxt.items()]
     )
-    return adm, counts
+    return adm, counts, subj["subject_id"].sort()
 
 
 def subjects(events: pl.DataFrame | pl.LazyFrame) -> pl.Series:
@@ -216,8 +215,7 @@ def start_flow(
 ) -> tuple[Flow, pl.DataFrame]:
     """The admissions table and a flow with the inputs, the reader's notes and the
     admissions that no task can use (counted once, by reason)."""
-    adm, counts = admissions(events)
-    subj = subjects(events)
+    adm, counts, subj = admissions(events)
     flow = Flow(task=task, params=params, subjects_in=len(subj), admissions_in=adm.height)
     no_adm = len(subj) - adm["subject_id"].n_unique()
     flow.exclude("subjects without any admission", no_adm, "subjects")

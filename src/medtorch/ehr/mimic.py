@@ -343,12 +343,10 @@ def _read(
     if "prescriptions" in wanted:
         path, table = locate("prescriptions")
         start = "startdate" if version == 3 else "starttime"
-        rx = read_table(
-            path,
-            table,
-            {"subject_id": "int", "hadm_id": "int", start: "datetime", "drug": "str", "ndc": "str"},
-            required=("subject_id", "hadm_id", start, "drug"),
-        )
+        rx_kinds = {"subject_id": "int", "hadm_id": "int", start: "datetime", "drug": "str"}
+        if drug_code == "ndc":
+            rx_kinds["ndc"] = "str"
+        rx = read_table(path, table, rx_kinds, required=("subject_id", "hadm_id", start, "drug"))
         if "ndc" not in rx.columns:
             rx = rx.with_columns(pl.lit(None, pl.String).alias("ndc"))
         drug = pl.col("drug").str.strip_chars()
@@ -447,7 +445,8 @@ def _read(
                 hadm_id=pl.col("hadm_id"),
             )
         )
-    out = pl.concat(events, how="vertical")
+    out = pl.concat(events, how="vertical", rechunk=False)
+    del events
     out = out.sort(["subject_id", "time"], nulls_last=False, maintain_order=True)
     rep["events"] = out.height
     rep["subjects"] = out["subject_id"].n_unique()

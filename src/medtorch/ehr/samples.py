@@ -169,36 +169,53 @@ def _visit_inputs(
     trunc: dict[str, int],
 ) -> pl.DataFrame:
     names = events.collect_schema().names()
-    ev = (
-        _inputs_filter(events, p.get("code_prefixes"))
-        .filter(pl.col("time").is_not_null())
-        .select(
-            "subject_id",
-            "time",
-            "code",
-            (pl.col("hadm_id") if "hadm_id" in names else pl.lit(None, pl.Int64)).alias("hadm_id"),
-        )
+    # only the subjects that have a sample (most subjects have a single admission, no sample)
+    keep = labels.select(pl.col("subject_id").unique())
+    events = events.join(keep.lazy(), on="subject_id", how="semi")
+    ev = _inputs_filter(events.filter(pl.col("time").is_not_null()), p.get("code_prefixes")).select(
+        "subject_id",
+        "time",
+        "code",
+        (pl.col("hadm_id") if "hadm_id" in names else pl.lit(None, pl.Int64)).alias("hadm_id"),
     )
-    evv = assign_visits(ev, adm)
+    evv = assign_visits(ev, adm.join(keep, on="subject_id", how="semi"))
     assert isinstance(evv, pl.LazyFrame)
-    vc = (
+    # each visit's distinct codes in order of first appearance, once per visit
+    visits = (
         evv.filter(pl.col("visit_id").is_not_null())
         .group_by("subject_id", "visit_id", "code")
         .agg(pl.col("time").min().alias("t"))
+        .sort("t", "code")
+        .group_by("subject_id", "visit_id", maintain_order=True)
+        .agg(
+            pl.col("code").alias("codes"), pl.col("t").alias("ts"), pl.col("t").max().alias("_tmax")
+        )
         .join(adm.lazy().select("visit_id", "admit"), on="visit_id")
     )
     lab = labels.lazy().select("_i", "subject_id", "prediction_time")
-    j = lab.join(vc, on="subject_id").filter(pl.col("t") <= pl.col("prediction_time"))
+    pairs = (
+        lab.join(visits, on="subject_id")
+        .filter(pl.col("ts").list.first() <= pl.col("prediction_time"))
+        .collect(engine="streaming")
+    )
+    # a visit that straddles the prediction time keeps only its codes up to that time
+    whole = pairs.filter(pl.col("_tmax") <= pl.col("prediction_time"))
+    part = pairs.filter(pl.col("_tmax") > pl.col("prediction_time"))
+    if part.height:
+        part = (
+            part.with_row_index("_r")
+            .explode("codes", "ts")
+            .filter(pl.col("ts") <= pl.col("prediction_time"))
+            .group_by("_r", maintain_order=True)
+            .agg(pl.exclude("codes", "ts").first(), pl.col("codes"), pl.col("ts"))
+            .drop("_r")
+            .select(whole.columns)
+        )
     c_max, v_max = int(p["max_codes_per_visit"]), int(p["max_visits"])
     per_visit = (
-        j.group_by("_i", "visit_id")
-        .agg(
-            pl.col("admit").first(),
-            pl.col("prediction_time").first(),
-            pl.col("code").sort_by(["t", "code"]).alias("codes"),
-        )
+        pl.concat([whole, part])
+        .drop("ts", "_tmax")
         .with_columns(pl.col("codes").list.len().alias("_n"))
-        .collect(engine="streaming")
     )
     trunc["visits with codes beyond max_codes_per_visit (later codes dropped)"] = int(
         (per_visit["_n"] > c_max).sum()
@@ -233,14 +250,16 @@ def _visit_inputs(
 def _event_inputs(
     events: pl.LazyFrame, labels: pl.DataFrame, p: dict[str, Any], trunc: dict[str, int]
 ) -> pl.DataFrame:
-    ev = _inputs_filter(events, p.get("code_prefixes")).select(
-        "subject_id", "time", "code", "numeric_value"
-    )
+    subjects = labels.lazy().select(pl.col("subject_id").unique())
+    ev = _inputs_filter(
+        events.join(subjects, on="subject_id", how="semi"), p.get("code_prefixes")
+    ).select("subject_id", "time", "code", "numeric_value")
     if not p.get("include_static", True):
         ev = ev.filter(pl.col("time").is_not_null())
     lab = labels.lazy().select(
         "_i", "subject_id", "prediction_time", "window_start", "index_discharge"
     )
+
     t = pl.col("time")
     keep = t.is_null() | (
         (t <= pl.col("prediction_time"))
