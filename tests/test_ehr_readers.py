@@ -267,3 +267,57 @@ def test_mimic4_demo_and_its_meds_derivative(data_dir):
     )
     assert meds.height == 916_166 and meds["numeric_value"].drop_nulls().len() == 405_236
     assert meds["subject_id"].n_unique() == 100
+
+
+def test_convert_to_meds_keeps_events_and_descriptions(tmp_path):
+    from medtorch.ehr import convert_to_meds
+
+    src = write_mimic3(tmp_path / "m3")
+    gz = __import__("gzip")
+    with gz.open(src / "D_LABITEMS.csv.gz", "wt") as fh:
+        fh.write(
+            '"ROW_ID","ITEMID","LABEL","FLUID","CATEGORY","LOINC_CODE"\n1,50912,"Creatinine","Blood","Chemistry",\n'
+        )
+    out = convert_to_meds("mimic3", src, tmp_path / "meds")
+    back = read_meds(out)
+    ev = read_mimic3(src)
+    assert back.equals(
+        ev.sort(["subject_id", "time", "code"], nulls_last=False, maintain_order=True)
+    )
+    codes = pl.read_parquet(out / "metadata" / "codes.parquet")
+    assert codes.filter(pl.col("code") == "LAB//50912")["description"].to_list() == [
+        "Creatinine (Blood)"
+    ]
+
+
+def _write_mimic4(root, dx_version="9"):
+    (root / "hosp").mkdir(parents=True)
+    (root / "hosp" / "patients.csv").write_text(
+        "subject_id,gender,anchor_age,anchor_year,anchor_year_group,dod\n1,F,60,2150,2008 - 2010,2151-03-04\n"
+    )
+    (root / "hosp" / "admissions.csv").write_text(
+        "subject_id,hadm_id,admittime,dischtime,deathtime,hospital_expire_flag\n"
+        "1,10,2150-01-01 08:00:00,2150-01-04 08:00:00,,0\n"
+    )
+    (root / "hosp" / "diagnoses_icd.csv").write_text(
+        f"subject_id,hadm_id,seq_num,icd_code,icd_version\n1,10,1,E119,10\n1,10,2,4019,{dx_version}\n"
+    )
+    (root / "hosp" / "procedures_icd.csv").write_text(
+        "subject_id,hadm_id,seq_num,chartdate,icd_code,icd_version\n1,10,1,2150-01-02,0DJD8ZZ,10\n"
+    )
+    return root
+
+
+def test_mimic4_versions_birth_and_procedure_dates(tmp_path):
+    root = _write_mimic4(tmp_path / "m4")
+    ev = read_mimic4(root, tables=["diagnoses_icd", "procedures_icd"])
+    assert _codes(ev, "DIAGNOSIS") == ["DIAGNOSIS//ICD10CM//E119", "DIAGNOSIS//ICD9CM//4019"]
+    px = ev.filter(pl.col("code") == "PROCEDURE//ICD10PCS//0DJD8ZZ")
+    assert px["time"].to_list() == [
+        datetime(2150, 1, 2, 23, 59, 59, 999999)
+    ]  # end of its chart day
+    assert ev.filter(pl.col("code") == "MEDS_BIRTH")["time"].to_list() == [datetime(2090, 1, 1)]
+    assert ev.filter(pl.col("code") == "MEDS_DEATH")["time"].to_list() == [datetime(2151, 3, 4)]
+    bad = _write_mimic4(tmp_path / "bad", dx_version="ICD9")
+    with pytest.raises(DataError, match=r"got 'ICD9' in diagnoses_icd .*ICD_VERSION row 2"):
+        read_mimic4(bad, tables=["diagnoses_icd"])

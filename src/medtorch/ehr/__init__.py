@@ -12,7 +12,8 @@ Readers (polars)
     :func:`read_event_table` (any long CSV/Parquet table with a column mapping
     ``{subject_id, time, code, value}``), :func:`mimic_codes` (readable names from the D_*
     dictionaries), :func:`read_subject_splits` (``metadata/subject_splits.parquet``).
-    :func:`write_meds` writes events back as a MEDS folder. What each MIMIC table becomes,
+    :func:`write_meds` writes events back as a MEDS folder; :func:`convert_to_meds` reads a
+    source and writes it with its code descriptions (``medtorch data convert``). What each MIMIC table becomes,
     and why diagnoses are timed at discharge, is in :mod:`medtorch.ehr.mimic`.
 Cache
     :func:`load_events` / :func:`load_samples`: the same as reading/building, cached as
@@ -37,7 +38,7 @@ ICD helpers
 
 from medtorch.ehr.cache import default_cache_dir
 from medtorch.ehr.icd import diagnosis_category_expr, icd_category, normalize_icd
-from medtorch.ehr.load import SOURCES, load_events, load_samples
+from medtorch.ehr.load import SOURCES, convert_to_meds, load_events, load_samples
 from medtorch.ehr.meds import read_event_table, read_meds, read_subject_splits, write_meds
 from medtorch.ehr.mimic import MIMIC3_TABLES, MIMIC4_TABLES, mimic_codes, read_mimic3, read_mimic4
 from medtorch.ehr.samples import CodeVocab, EhrArrays, Samples, assign_visits, build_samples
@@ -59,6 +60,7 @@ __all__ = [
     "assign_visits",
     "build_labels",
     "build_samples",
+    "convert_to_meds",
     "default_cache_dir",
     "diagnosis_category_expr",
     "get_task",

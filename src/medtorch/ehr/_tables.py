@@ -160,14 +160,15 @@ def read_table(
                 f"in {table} ({path.name}); is this the right file?"
             )
     present = [c for c in kinds if c in names]
-    exprs = [_fast_expr(c, kinds[c], schema[c]).alias(c) for c in present]
-    bad = [
-        (pl.col(c).is_not_null() & _fast_expr(c, kinds[c], schema[c]).is_null())
-        for c in present
-        if kinds[c] != "str"
-    ]
-    sel = [*exprs, pl.any_horizontal(bad).alias("_bad")] if bad else exprs
-    frame = lf.select(sel).collect(engine="streaming")
+    parsed = [c for c in present if kinds[c] != "str"]
+    typed = [_fast_expr(c, kinds[c], schema[c]).alias(f"_t_{c}") for c in parsed]
+    bad = [pl.col(c).is_not_null() & pl.col(f"_t_{c}").is_null() for c in parsed]
+    out = [pl.col(f"_t_{c}").alias(c) if c in parsed else pl.col(c) for c in present]
+    query = lf.select(present).with_columns(typed)
+    if bad:
+        query = query.with_columns(pl.any_horizontal(bad).alias("_bad"))
+        out.append(pl.col("_bad"))
+    frame = query.select(out).collect(engine="streaming")
     if bad and frame["_bad"].any():
         return _read_table_lenient(path, table, kinds, present, not_null)
     if bad:

@@ -92,7 +92,7 @@ def cached(
     tmp = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=root))
     try:
         for name, frame in frames.items():
-            frame.write_parquet(tmp / f"{name}.parquet")
+            frame.write_parquet(tmp / f"{name}.parquet", compression="lz4", statistics=False)
         meta = {
             "version": S.EHR_CACHE_VERSION,
             "key": key,

@@ -147,3 +147,40 @@ def load_samples(
         {k: int(v) for k, v in info["dims"].items()},
         info["params"],
     )
+
+
+def convert_to_meds(
+    source: str,
+    path: Path | str,
+    out_dir: Path | str,
+    config: dict[str, Any] | None = None,
+    *,
+    dataset_name: str | None = None,
+) -> Path:
+    """Read a source and write it as a MEDS folder (``medtorch data convert ... --to
+    meds``): the events, ``metadata/codes.parquet`` with the D_* descriptions for MIMIC
+    sources, and the source's ``subject_splits`` when it is a MEDS folder that has them.
+
+    >>> convert_to_meds("mimic3", "$MEDTORCH_DATA/mimic3_demo", "runs/mimic3_meds")  # doctest: +SKIP
+    """
+    from medtorch.ehr.meds import read_subject_splits, write_meds
+    from medtorch.ehr.mimic import mimic_codes
+
+    path = Path(path)
+    events, _ = load_events(source, path, config, use_cache=False)
+    codes = None
+    splits = None
+    if source in ("mimic3", "mimic4"):
+        codes = mimic_codes(path, version=3 if source == "mimic3" else 4)
+    elif source == "meds":
+        splits = read_subject_splits(path)
+        codes_path = path / "metadata" / "codes.parquet"
+        if codes_path.is_file():
+            codes = pl.read_parquet(codes_path)
+    return write_meds(
+        events,
+        out_dir,
+        dataset_name=dataset_name or f"{source}:{path.name}",
+        codes=codes,
+        subject_splits=splits,
+    )

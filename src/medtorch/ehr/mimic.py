@@ -30,7 +30,8 @@ What each table becomes (codes as in :mod:`medtorch.ehr.schema`):
 - ICUSTAYS: ``ICU_ADMISSION`` at INTIME and ``ICU_DISCHARGE`` at OUTTIME (``text_value`` =
   the first care unit).
 
-Rows that cannot be placed in time (a diagnosis of an unknown admission or of one with no
+The events come table by table (not sorted by subject and time; :func:`write_meds` sorts
+them as MEDS asks). Rows that cannot be placed in time (a diagnosis of an unknown admission or of one with no
 discharge time, a prescription with no start) are dropped and counted in ``report``.
 """
 
@@ -447,7 +448,7 @@ def _read(
         )
     out = pl.concat(events, how="vertical", rechunk=False)
     del events
-    out = out.sort(["subject_id", "time"], nulls_last=False, maintain_order=True)
+    # table by table, not sorted: sorting 10^7 rows would copy them all (write_meds sorts)
     rep["events"] = out.height
     rep["subjects"] = out["subject_id"].n_unique()
     return out
