@@ -250,50 +250,117 @@ def _visit_inputs(
 def _event_inputs(
     events: pl.LazyFrame, labels: pl.DataFrame, p: dict[str, Any], trunc: dict[str, int]
 ) -> pl.DataFrame:
-    subjects = labels.lazy().select(pl.col("subject_id").unique())
+    """The window of each sample as rank ranges over the subject's time-sorted events, so
+    a subject's long history is never copied once per sample: only the at most
+    ``max_events`` most recent events at or before the cut are gathered (static facts
+    first, always kept)."""
+    e_max = int(p["max_events"])
+    one_us = pl.duration(microseconds=1)
+    subjects = labels.select(pl.col("subject_id").unique()).lazy()
     ev = _inputs_filter(
         events.join(subjects, on="subject_id", how="semi"), p.get("code_prefixes")
     ).select("subject_id", "time", "code", "numeric_value")
+    timed_q = (
+        ev.filter(pl.col("time").is_not_null())
+        .sort("subject_id", "time", "code")
+        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("subject_id").alias("_r"))
+    )
+    static_q = (
+        ev.filter(pl.col("time").is_null())
+        .sort("subject_id", "code")
+        .group_by("subject_id", maintain_order=True)
+        .agg(pl.col("code").alias("_sc"))
+    )
+    timed, static = pl.collect_all([timed_q, static_q])
     if not p.get("include_static", True):
-        ev = ev.filter(pl.col("time").is_not_null())
-    lab = labels.lazy().select(
-        "_i", "subject_id", "prediction_time", "window_start", "index_discharge"
+        static = static.clear()
+    # the last rank at or before a time, per subject
+    last_rank = timed.group_by("subject_id", "time").agg(pl.col("_r").max()).sort("time")
+    lab = labels.select(
+        "_i",
+        "subject_id",
+        "prediction_time",
+        "window_start",
+        pl.min_horizontal("prediction_time", pl.col("index_discharge") - one_us).alias("_u"),
+        (pl.col("window_start") - one_us).alias("_w"),
     )
-
-    t = pl.col("time")
-    keep = t.is_null() | (
-        (t <= pl.col("prediction_time"))
-        & (t < pl.col("index_discharge"))
-        & (pl.lit(bool(p.get("include_history", True))) | (t >= pl.col("window_start")))
+    hi = lab.sort("_u").join_asof(
+        last_rank.rename({"time": "_tu", "_r": "_hi"}),
+        left_on="_u",
+        right_on="_tu",
+        by="subject_id",
+        strategy="backward",
+        check_sortedness=False,
     )
-    e_max = int(p["max_events"])
-    j = lab.join(ev, on="subject_id").filter(keep)
-    hours = (
-        pl.when(t.is_null())
-        .then(0.0)
-        .otherwise((t - pl.col("window_start")).dt.total_microseconds() / _HOUR_US)
+    if p.get("include_history", True):
+        hi = hi.with_columns(pl.lit(-1, pl.Int64).alias("_lo"))
+    else:
+        hi = (
+            hi.sort("_w")
+            .join_asof(
+                last_rank.rename({"time": "_tw", "_r": "_lo"}),
+                left_on="_w",
+                right_on="_tw",
+                by="subject_id",
+                strategy="backward",
+                check_sortedness=False,
+            )
+            .with_columns(pl.col("_lo").fill_null(-1))
+        )
+    hi = hi.join(static, on="subject_id", how="left").with_columns(
+        pl.col("_sc").fill_null(pl.lit([], pl.List(pl.String)))
     )
-    per = (
-        j.with_columns(hours.cast(pl.Float32).alias("_h"))
-        .sort(["_i", "time", "code"], nulls_last=False)
+    n_static = pl.col("_sc").list.len().cast(pl.Int64)
+    n_timed = (pl.col("_hi").fill_null(-1) - pl.col("_lo")).clip(lower_bound=0)
+    room = (pl.lit(e_max, pl.Int64) - n_static).clip(lower_bound=0)
+    hi = hi.with_columns(
+        n_timed.alias("_nt"),
+        (n_static + n_timed - e_max).clip(lower_bound=0).alias("_drop"),
+        pl.max_horizontal(pl.col("_lo") + 1, pl.col("_hi").fill_null(-1) - room + 1).alias(
+            "_start"
+        ),
+    )
+    trunc["samples with events beyond max_events (oldest dropped)"] = int((hi["_drop"] > 0).sum())
+    trunc["events dropped by max_events"] = int(hi["_drop"].sum())
+    ranks = (
+        hi.filter(pl.col("_nt") > 0)
+        .select(
+            "_i",
+            "subject_id",
+            "window_start",
+            pl.int_ranges(pl.col("_start"), pl.col("_hi") + 1).alias("_r"),
+        )
+        .explode("_r")
+    )
+    hours = (pl.col("time") - pl.col("window_start")).dt.total_microseconds() / _HOUR_US
+    got = (
+        ranks.join(timed, on=["subject_id", "_r"])
+        .sort("_i", "_r")
         .group_by("_i", maintain_order=True)
         .agg(
-            pl.col("code").alias("event_codes"),
-            pl.col("_h").alias("event_hours"),
-            pl.col("numeric_value").alias("event_values"),
+            pl.col("code").alias("_tc"),
+            hours.cast(pl.Float32).alias("_th"),
+            pl.col("numeric_value").alias("_tv"),
         )
-        .with_columns(pl.col("event_codes").list.len().alias("_ne"))
-        .collect(engine="streaming")
     )
-    trunc["samples with events beyond max_events (oldest dropped)"] = int(
-        (per["_ne"] > e_max).sum()
+    per = hi.select("_i", "_sc").join(got, on="_i", how="left")
+    n_s = pl.col("_sc").list.len()
+    per = per.select(
+        "_i",
+        pl.concat_list(
+            pl.col("_sc").list.head(e_max), pl.col("_tc").fill_null(pl.lit([], pl.List(pl.String)))
+        ).alias("event_codes"),
+        pl.concat_list(
+            pl.col("_sc").list.head(e_max).list.eval(pl.lit(0.0, pl.Float32)),
+            pl.col("_th").fill_null(pl.lit([], pl.List(pl.Float32))),
+        ).alias("event_hours"),
+        pl.concat_list(
+            pl.col("_sc").list.head(e_max).list.eval(pl.lit(None, pl.Float32)),
+            pl.col("_tv").fill_null(pl.lit([], pl.List(pl.Float32))),
+        ).alias("event_values"),
     )
-    trunc["events dropped by max_events"] = int(
-        (per["_ne"].cast(pl.Int64) - e_max).clip(lower_bound=0).sum()
-    )
-    return per.with_columns(
-        pl.col(c).list.tail(e_max) for c in ("event_codes", "event_hours", "event_values")
-    ).drop("_ne")
+    del n_s
+    return per.filter(pl.col("event_codes").list.len() > 0)
 
 
 def _sample_ids(frame: pl.DataFrame) -> pl.Expr:
