@@ -122,9 +122,15 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
     info = describe_split(ds, split, cfg.split)
     encoder = encoder_type(task).fit(ds, split["train"], cfg.preprocess.model_dump())
     parts = {}
+    kinds = task.kinds(cfg.task.params)
     for name, idx in split.items():
         part = ds.subset(idx)
         part.inputs = encoder.transform(part.inputs)
+        if list(part.inputs) != list(kinds):
+            raise ConfigError(
+                f"expected encoded inputs {list(kinds)} (as task {task.name!r} declares), got "
+                f"{list(part.inputs)} from its encoder; fix the task's declaration"
+            )
         parts[name] = part
     return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)))
 
