@@ -79,7 +79,7 @@ register_dataset(
         ),
         "https://physionet.org/content/mimic-iv-demo/2.2/",
         files_from_checksums("mimic4_demo", lambda path: (f"{_MIMIC4_URL}{path}", None, None)),
-        rank=8,
+        rank=3,
     )
 )
 
@@ -101,6 +101,6 @@ register_dataset(
         manual_download="this single-table reshaping has no public download of its own: the "
         "MEDS release (doi:10.13026/t2y8-ea41) holds the same events sharded; its SOURCE.md "
         "says how this table was made from it",
-        rank=9,
+        rank=3,
     )
 )
