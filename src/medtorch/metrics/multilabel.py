@@ -9,9 +9,10 @@
 - :func:`multilabel_metrics`: point values (per-label accuracy, balanced accuracy, AUROC and
   F1, macro over labels) for the trainer's validation row.
 
-scikit-learn computes the curve metrics (``average_precision_score``, ``roc_auc_score``);
-confidence intervals resample whole groups (patients) as every medtorch metric does, by
-giving each sample its resample multiplicity as a ``sample_weight``.
+The curve metrics come from the project's vectorised weighted rank kernels
+(:mod:`medtorch.metrics.bootstrap`, equal to scikit-learn's ``roc_auc_score`` and
+``average_precision_score``, which the tests check); confidence intervals resample whole
+groups (patients) as every medtorch metric does, a block of resamples at a time.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 from medtorch.errors import MedtorchError, fmt
-from medtorch.metrics.classification import check_args, check_groups
-from medtorch.metrics.ordinal import _report
+from medtorch.metrics import bootstrap as bs
+from medtorch.metrics.classification import check_args, check_groups, ci_method
 
 
 def recall_at_k(y: np.ndarray, proba: np.ndarray, k: int, w: np.ndarray | None = None) -> float:
@@ -47,29 +48,35 @@ def recall_at_k(y: np.ndarray, proba: np.ndarray, k: int, w: np.ndarray | None =
     return float((ww * np.where(has, hits / np.maximum(n_true, 1), 0)).sum() / ww.sum())
 
 
-def _curves(y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> dict[str, float]:
-    keep = np.ones(len(y), bool) if w is None else w > 0
-    yk, pk, wk = y[keep], p[keep], (None if w is None else w[keep])
-    out: dict[str, float] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flat_w = None if wk is None else np.repeat(wk, y.shape[1])
-        pooled = yk.ravel()
-        both = 0 < pooled.sum() < len(pooled)
-        out["micro_auprc"] = (
-            float(skm.average_precision_score(pooled, pk.ravel(), sample_weight=flat_w))
-            if both else float("nan")
-        )  # fmt: skip
-        out["micro_auroc"] = (
-            float(skm.roc_auc_score(pooled, pk.ravel(), sample_weight=flat_w))
-            if both else float("nan")
-        )  # fmt: skip
-        cols = [j for j in range(y.shape[1]) if 0 < yk[:, j].sum() < len(yk)]
-        ap = [skm.average_precision_score(yk[:, j], pk[:, j], sample_weight=wk) for j in cols]
-        auc = [skm.roc_auc_score(yk[:, j], pk[:, j], sample_weight=wk) for j in cols]
-        out["macro_auprc"] = float(np.mean(ap)) if ap else float("nan")
-        out["macro_auroc"] = float(np.mean(auc)) if auc else float("nan")
-    return out
+def _stat_fn(y: np.ndarray, p: np.ndarray, ks: Sequence[int]) -> bs.StatFn:
+    """Every metric for a (B, N) block of resample weights at once (the project's weighted
+    rank kernels: AUROC and average precision equal scikit-learn's)."""
+    n, n_lab = y.shape
+    cols = [j for j in range(n_lab) if 0 < y[:, j].sum() < n]
+    idx = {j: bs.score_index(p[:, j]) for j in cols}
+    flat_idx = bs.score_index(p.ravel())
+    flat_pos = y.ravel() > 0.5
+    n_true = y.sum(1)
+    has = n_true > 0
+    hits = {k: np.take_along_axis(y, np.argsort(-p, axis=1, kind="stable")[:, : min(k, n_lab)],
+                                  axis=1).sum(1) for k in ks}  # fmt: skip
+
+    def fn(w: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        wh = w * has[None, :]
+        for k in ks:
+            share = np.where(has, hits[k] / np.maximum(n_true, 1), 0.0)
+            out[f"recall@{k}"] = bs._div(wh @ share, wh.sum(axis=1))
+        wf = np.repeat(w, n_lab, axis=1)  # every (sample, label) pair carries its sample's weight
+        auc, ap = bs.weighted_rank_metrics(flat_idx, flat_pos, wf)
+        out["micro_auprc"], out["micro_auroc"] = ap, auc
+        per = [bs.weighted_rank_metrics(idx[j], y[:, j] > 0.5, w) for j in cols]
+        nan = np.full(w.shape[0], np.nan)
+        out["macro_auprc"] = bs._nanmean(np.stack([a for _, a in per], 1)) if per else nan
+        out["macro_auroc"] = bs._nanmean(np.stack([r for r, _ in per], 1)) if per else nan
+        return out
+
+    return fn
 
 
 def multilabel_report(
@@ -101,12 +108,15 @@ def multilabel_report(
                                 "pass a multi-hot label matrix"))  # fmt: skip
     g = check_groups(groups, len(y), "multilabel_report")
 
-    def values(w: np.ndarray | None) -> dict[str, float]:
-        out = {f"recall@{k}": recall_at_k(y, p, k, w) for k in ks}
-        return {**out, **_curves(y, p, w)}
-
-    overall = _report(values, g, len(y), n_bootstrap, ci_level, seed, {})
-    ci = overall.pop("ci_method")
+    fn = _stat_fn(y, p, ks)
+    point = {m: float(v[0]) for m, v in fn(np.ones((1, len(y)))).items()}
+    dist = None
+    if n_bootstrap > 0:
+        gidx, n_groups = bs.group_index(g, len(y))
+        dist = bs.bootstrap_distribution(fn, gidx, n_groups, n_bootstrap, seed)
+    overall = {m: bs.entry(v, dist[m] if dist is not None else None, ci_level)
+               for m, v in point.items()}  # fmt: skip
+    ci = ci_method(g, n_bootstrap)
     positives = y.sum(0)
     return {
         "n": len(y),

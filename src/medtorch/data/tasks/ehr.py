@@ -242,6 +242,42 @@ def write_example(folder: Path) -> dict[str, Any]:
             "columns": {"value": "value"}, "cache_dir": str(folder / "cache")}  # fmt: skip
 
 
+def read_events_input(path: Path, params: Mapping[str, Any], task_name: str) -> Any:
+    """The EHR tasks' ``reader``: new patients' events (a table, or a folder in the run's
+    source format) -> one sample per patient, predicted at the patient's last event, with the
+    run's representation (visits, or the ``hours`` before it as events)."""
+    import polars as pl
+
+    from medtorch.data.tasks.registry import PredictInput
+    from medtorch.ehr import build_samples, get_task, load_events
+
+    path = Path(path)
+    task = get_task(task_name)
+    source = str(params.get("source", ""))
+    fmt_name = "events" if path.is_file() else (params.get("format") or FORMATS.get(source))
+    if fmt_name is None:
+        raise ConfigError(fmt("an event table file, or a folder in the run's format", str(path),
+                              "medtorch predict", "pass the new patients' events"))  # fmt: skip
+    config: dict[str, Any] = {}
+    if fmt_name == "events":
+        config["columns"] = dict(params.get("columns") or DEFAULT_COLUMNS.get(source, {}))
+    events, _ = load_events(fmt_name, path, config, use_cache=False)
+    last = (
+        events.lazy().filter(pl.col("time").is_not_null()).group_by("subject_id")
+        .agg(pl.col("time").max().alias("prediction_time")).sort("subject_id").collect()
+    )  # fmt: skip
+    labels = last.with_columns(pl.lit(False).alias("boolean_value"))
+    base = "mortality_next_visit" if task.kind == "visits" else "in_hospital_mortality_48h"
+    keep = set(get_task(base).defaults)
+    own = {k: v for k, v in params.items() if k in keep}
+    samples = build_samples(events, "labels", {**own, "representation": task.kind}, labels=labels)
+    if not len(samples):
+        raise DataError(fmt("patients with events before their last one", 0, str(path),
+                            "check the table's subject_id, time and code columns"))  # fmt: skip
+    ids = [str(s) for s in samples.frame["subject_id"].to_list()]
+    return PredictInput({"x": _rows(samples.frame, samples.kind)}, ids)
+
+
 VISITS: dict[str, InputKind] = {"x": "codes", "t": "times"}
 EVENTS: dict[str, InputKind] = {"x": "codes", "t": "times", "v": "values"}
 
@@ -250,10 +286,13 @@ def _register(name: str, inputs: dict[str, InputKind], metrics: tuple[str, ...])
     def build(data_dir: Path | None, **params: Any) -> ArrayDataset:
         return build_ehr_dataset(name, data_dir, **params)
 
+    def reader(path: Path, hints: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+        return read_events_input(path, params, name)
+
     from medtorch.ehr import get_task as ehr_task
 
     build.__doc__ = f"EHR: {ehr_task(name).description} (MIMIC-III, MIMIC-IV, MEDS, event tables)."
-    register_task(name, inputs=inputs, metrics=metrics, encoder=VocabEncoder,
+    register_task(name, inputs=inputs, metrics=metrics, encoder=VocabEncoder, reader=reader,
                   example=TaskExample(write_example, unlabelled=0))(build)  # fmt: skip
 
 

@@ -67,9 +67,12 @@ class PredictInput:
 
 
 class InputReader(Protocol):
-    """``reader(path, hints) -> PredictInput``; ``hints`` are the run's model hints."""
+    """``reader(path, hints, params) -> PredictInput``; ``hints`` are the run's model hints,
+    ``params`` its ``task.params``."""
 
-    def __call__(self, path: Path, hints: Mapping[str, Any]) -> PredictInput: ...
+    def __call__(
+        self, path: Path, hints: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> PredictInput: ...
 
 
 class Encoder(Protocol):

@@ -15,7 +15,7 @@ from medtorch.data.sources.svmlight import read_svmlight
 from medtorch.data.tasks.registry import PredictInput, TaskExample, register_task, source_path
 
 
-def read_svmlight_input(path: Path, hints: Any) -> PredictInput:
+def read_svmlight_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     """The ``reader`` of svmlight tasks: a file of the run's width (``n_inputs``)."""
     xs, y = read_svmlight(path, n_features=int(hints["n_inputs"]))
     x = np.asarray(xs.todense(), dtype=np.float32)
