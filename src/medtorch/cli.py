@@ -211,7 +211,8 @@ def _summary(run_dir: Path) -> None:
     m = json.loads((run_dir / "metrics.json").read_text())
     overall = m["test"]["overall"]
     parts = []
-    for k in ("accuracy", "balanced_accuracy", "auroc", "auprc"):
+    named = [k for k in ("accuracy", "balanced_accuracy", "auroc", "auprc") if k in overall]
+    for k in named or list(overall)[:4]:  # a task's own base family: its first four
         v = overall.get(k, {})
         if v.get("value") is not None:
             lo, hi = v.get("ci") or (None, None)
