@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from tqdm.auto import tqdm
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, DataError, SplitError, fmt
+from medtorch.notebook import show_progress
 from medtorch.train import checkpoint as ckpt
 from medtorch.train import distributed
 from medtorch.train.augment import augment_signals
@@ -414,12 +414,7 @@ class Trainer:
                     total=steps_per_epoch,
                     desc=f"epoch {epoch}/{cfg.max_epochs}",
                     leave=False,
-                    disable=not (
-                        cfg.progress
-                        and self.dist.main
-                        and sys.stdout.isatty()
-                        and sys.stderr.isatty()
-                    ),
+                    disable=not (self.dist.main and show_progress(cfg.progress)),
                 )
                 for step, s in enumerate(range(0, n_epoch, bs)):
                     gidx = order[s : s + bs]  # the global batch
