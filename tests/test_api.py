@@ -246,15 +246,18 @@ def test_history_without_pandas(api_run: mt.Run, monkeypatch) -> None:
     assert isinstance(h, dict) and h["epoch"].tolist() == [1.0, 2.0]
 
 
-def test_run_status_of_unfinished_folders(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("name: x\n")
-    run = mt.open_run(tmp_path)
-    assert run.status == "failed"
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
+def test_run_status_of_unfinished_folders(api_run: mt.Run, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(api_run.path, folder)
+    (folder / "metrics.json").unlink()  # stopped after its epochs, before scoring
+    run = mt.open_run(folder)
     assert run.status == "interrupted"
     with pytest.raises(MedtorchError, match="--resume"):
         run.metrics  # noqa: B018
+    shutil.rmtree(folder / "checkpoints")  # stopped before its first epoch ended
+    assert run.status == "failed"
 
 
 def test_progress_decision(monkeypatch) -> None:

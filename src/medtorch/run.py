@@ -87,12 +87,15 @@ class Run:
     @property
     def status(self) -> Status:
         """``finished`` (scored: metrics.json), ``interrupted`` (a checkpoint to resume from,
-        no scores yet) or ``failed`` (neither: nothing was trained)."""
-        if (self.path / "metrics.json").is_file():
+        no scores yet) or ``failed`` (nothing trained, or a file unreadable). The same
+        reading of the folder as ``medtorch runs``
+        (:func:`medtorch.runs.describe_run`)."""
+        from medtorch.runs import describe_run
+
+        word = str(describe_run(self.path)["status"]).split(" ")[0]
+        if word == "finished":
             return "finished"
-        if (self.path / "checkpoints" / "last.pt").is_file():
-            return "interrupted"
-        return "failed"
+        return "interrupted" if word == "interrupted" else "failed"
 
     @cached_property
     def config(self) -> RunConfig:
