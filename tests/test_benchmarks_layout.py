@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 DOCS = [BENCH / "README.md", BENCH / "RESULTS.md", ROOT / "README.md", ROOT / "Makefile",
-        *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "recipes").glob("*.yaml"))]  # fmt: skip
+        *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "src" / "medtorch" / "recipes").glob("*.yaml"))]  # fmt: skip
 # a path under benchmarks/ (no shell patterns such as * or $d), or one under results/archive/
 PATH = re.compile(r"(?<![\w/.-])((?:benchmarks/|archive/)[\w./-]*[\w])(?![\w*$/{-])")
 SCRIPTS = sorted(p for p in BENCH.rglob("*.py") if "results" not in p.relative_to(BENCH).parts)

@@ -15,8 +15,7 @@ The questions, fixed before any result of this script was seen:
 
 Both are about new patients, so they are answered without DS2: DS1's 22 records are cut into
 two halves of 11 records, balanced on their S and V beats (the two AF records 201 and 203 on
-different sides; the cut is drawn with a fixed seed, see :func:`halves`). The recipe
-``recipes/mitdb_aami_resnet1d.yaml`` is trained on one half (2 of its records validate,
+different sides; the cut is drawn with a fixed seed, see :func:`halves`). The ``mitdb_aami_resnet1d`` recipe is trained on one half (2 of its records validate,
 drawn with a fixed seed like the protocol does) and tested on the other, both ways round,
 for each seed. Its RR second stage is fitted on the training half (train + valid, as the
 recipe does). Every DS1 beat is then predicted once per seed by a model that never saw its
@@ -48,7 +47,7 @@ from medtorch.metrics.aami import aami_report
 from medtorch.pipeline import load_run, prepare, restore_model, task_data_dir, train_run
 from medtorch.train.trainer import Trainer
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "mitdb_aami_resnet1d.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "src/medtorch/recipes/mitdb_aami_resnet1d.yaml"
 AF = ("201", "203")
 _CUT: dict[str, Any] = {}
 

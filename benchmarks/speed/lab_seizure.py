@@ -13,7 +13,7 @@ For each model (``cnn`` = ``lab_cnn``, ``gru`` = ``gru``) on the lab's random sp
     model (same initial weights: both built right after ``torch.manual_seed(6250)``), Adam
     lr 1e-3, batch 10, the same number of epochs, no normalisation; test accuracy from the last
     epoch's weights (as the lab) and from the best-valid-accuracy epoch.
-(c) **medtorch recipe**: ``recipes/lab2_seizure_cnn.yaml`` / ``recipes/lab3_seizure_gru.yaml``
+(c) **medtorch recipe**: the ``lab2_seizure_cnn`` / ``lab3_seizure_gru`` recipes
     through ``medtorch.pipeline.train_run`` (bundled data, progress off, tmp out dir): full
     wall time, final test accuracy (best checkpoint, as the pipeline reports it) and the
     cumulative epoch time at which valid accuracy first reached the lab's test accuracy.
@@ -65,13 +65,13 @@ SPECS: dict[str, dict[str, Any]] = {
         "model": "lab_cnn",
         "params": {"n_times": 178},
         "epochs": 10,
-        "recipe": "recipes/lab2_seizure_cnn.yaml",
+        "recipe": "src/medtorch/recipes/lab2_seizure_cnn.yaml",
     },
     "gru": {
         "model": "gru",
         "params": {"hidden_size": 32, "num_layers": 2, "dropout": 0.5},
         "epochs": 15,
-        "recipe": "recipes/lab3_seizure_gru.yaml",
+        "recipe": "src/medtorch/recipes/lab3_seizure_gru.yaml",
     },
 }
 LAB_BATCH = 10

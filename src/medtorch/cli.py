@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="train the seizure CNN on the bundled UCI data and write a report"
     )
     dm.add_argument("--out", default="runs")
+    dm.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's 10)")
     dm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("models", help="list registered models")
@@ -175,8 +176,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from medtorch.api import train
     from medtorch.config import load_config
-    from medtorch.pipeline import train_run
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -193,9 +194,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "expected a recipe, got none in `medtorch train`; e.g. medtorch train lab2_seizure_cnn"
             )
         cfg = load_config(args.recipe, args.overrides)
-    run_dir = train_run(
-        cfg, Path(args.out), args.data_dir, resume_dir=Path(args.resume) if args.resume else None
-    )
+    run_dir = train(cfg, Path(args.out), args.data_dir, resume=args.resume).path
     _summary(run_dir)
     return 0
 
@@ -226,11 +225,12 @@ def _summary(run_dir: Path) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from medtorch.api import train
     from medtorch.config import load_config
-    from medtorch.pipeline import train_run
 
-    cfg = load_config("lab2_seizure_cnn", ["name=demo_seizure_cnn", *args.overrides])
-    run_dir = train_run(cfg, Path(args.out), None, bundled=True)
+    epochs = [] if args.epochs is None else [f"trainer.max_epochs={args.epochs}"]
+    cfg = load_config("lab2_seizure_cnn", ["name=demo_seizure_cnn", *epochs, *args.overrides])
+    run_dir = train(cfg, Path(args.out), None, bundled=True).path
     _summary(run_dir)
     return 0
 

@@ -21,11 +21,15 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
+    """Where the data comes from."""
+
     dataset: str = Field(description="a name from `medtorch data list`")
     data_dir: str | None = Field(None, description="overrides --data-dir / MEDTORCH_DATA")
 
 
 class TaskConfig(_Section):
+    """The clinical question: a registered task and its own settings."""
+
     name: str = Field(description="a registered task name (`medtorch tasks`)")
     params: dict[str, Any] = Field(
         default_factory=dict, description="the task's own settings, validated by the task"
@@ -36,6 +40,9 @@ GROUPED_ALIASES = ("grouped", "by_recording", "by_patient", "by_record", "by_les
 
 
 class SplitConfig(_Section):
+    """How samples are split into train / valid / test (``split: by_patient`` is short for
+    ``split: {method: by_patient}``)."""
+
     method: Literal[
         "random",
         "stratified",
@@ -46,12 +53,20 @@ class SplitConfig(_Section):
         "by_lesion",
         "grouped_kfold",
         "protocol",
-    ] = "random"
-    ratios: tuple[float, float, float] = (0.64, 0.16, 0.20)
-    seed: int = 6250
-    n_folds: int = 5
-    fold: int = 0
-    protocol: str | None = None
+    ] = Field(
+        "random",
+        description="random or stratified by rows; grouped (by_recording, by_patient, by_record, "
+        "by_lesion: no group in two partitions, audited); grouped_kfold; protocol (a named one)",
+    )
+    ratios: tuple[float, float, float] = Field(
+        (0.64, 0.16, 0.20), description="train, valid, test shares (of groups when grouped)"
+    )
+    seed: int = Field(6250, description="seed of the split")
+    n_folds: int = Field(5, description="grouped_kfold: number of folds")
+    fold: int = Field(0, description="grouped_kfold: the test fold (the next one validates)")
+    protocol: str | None = Field(
+        None, description="split.method=protocol: a protocol registered by a task (e.g. DS1/DS2)"
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="the protocol's own settings (split.method=protocol), validated by it",
@@ -72,35 +87,47 @@ class SplitConfig(_Section):
 
 
 class PreprocessConfig(_Section):
-    normalize: Literal["none", "standard", "per_sample", "global"] = "none"
+    """Input scaling, fitted on the training partition only."""
+
+    normalize: Literal["none", "standard", "per_sample", "global"] = Field(
+        "none",
+        description="standard: per-feature z-score fitted on train; global: one mean/sd fitted "
+        "on train; per_sample: each sample scaled by its own mean/sd",
+    )
     """standard: per-feature z-score fitted on train; global: one mean/sd fitted on train;
     per_sample: each sample scaled by its own mean/sd (no fitting)."""
 
 
 class ModelConfig(_Section):
-    name: str
+    """A registered model (``medtorch models``) and its own settings."""
+
+    name: str = Field(description="a registered model name (`medtorch models`)")
     params: dict[str, Any] = Field(
         default_factory=dict, description="the model's own settings, validated by the model"
     )
 
 
 class OptimConfig(_Section):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0)
-    scheduler: Literal["none", "cosine", "onecycle", "plateau"] = "none"
+    """The optimizer and its learning-rate schedule."""
+
+    name: Literal["adam", "adamw", "sgd"] = Field("adam", description="the optimizer")
+    lr: float = Field(1e-3, gt=0, description="learning rate (the peak one under onecycle)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
+    momentum: float = Field(0.9, ge=0, description="sgd only")
+    scheduler: Literal["none", "cosine", "onecycle", "plateau"] = Field(
+        "none", description="learning-rate schedule over the epochs"
+    )
     warmup_pct: float = Field(0.3, gt=0, lt=1, description="onecycle only")
-    plateau_factor: float = Field(0.5, gt=0, lt=1)
-    plateau_patience: int = Field(3, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1, description="plateau: lr multiplier")
+    plateau_patience: int = Field(3, ge=0, description="plateau: epochs without improvement")
 
 
 class AugmentConfig(_Section):
     """Training-time augmentation of signals (N, C, T) and images (N, C, H, W); all off by
     default."""
 
-    reverse_time: bool = False
-    flip_sign: bool = False
+    reverse_time: bool = Field(False, description="signals: random time reversal")
+    flip_sign: bool = Field(False, description="signals: random sign flip")
     gain: float = Field(0.0, ge=0, lt=1, description="random gain in [1 - gain, 1 + gain]")
     time_shift: int = Field(0, ge=0, description="circular shift of up to this many samples")
     noise_std: float = Field(0.0, ge=0, description="Gaussian noise, x sample sd")
@@ -123,24 +150,37 @@ class AugmentConfig(_Section):
 
 
 class TrainerConfig(_Section):
-    max_epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)
-    seed: int = 0
+    """The training loop: epochs, batches, early stopping, devices, checkpoints."""
+
+    max_epochs: int = Field(10, ge=1, description="epochs to train (fewer with patience)")
+    batch_size: int = Field(64, ge=1, description="training batch (global under torchrun)")
+    eval_batch_size: int = Field(1024, ge=1, description="batch for validation and prediction")
+    seed: int = Field(0, description="weights, epoch order, dropout and augmentation")
     monitor: str = Field(
         "valid_loss",
         description="the history column that picks the best checkpoint; epoch keeps the last",
     )
-    monitor_mode: Literal["min", "max", "auto"] = "auto"
+    monitor_mode: Literal["min", "max", "auto"] = Field(
+        "auto", description="auto: min for losses, max for other metrics"
+    )
     patience: int | None = Field(None, ge=1, description="early stopping; None disables it")
-    class_weights: Literal["none", "balanced"] | list[float] = "none"
-    sampler: Literal["shuffle", "balanced"] = "shuffle"
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    class_weights: Literal["none", "balanced"] | list[float] = Field(
+        "none", description="loss weights per class: balanced (inverse frequency) or a list"
+    )
+    sampler: Literal["shuffle", "balanced"] = Field(
+        "shuffle", description="balanced: draw classes equally often in each epoch"
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto: CUDA, else MPS, else the CPU"
+    )
     amp: bool = Field(True, description="mixed precision, used on CUDA only")
     num_workers: int = Field(0, ge=0)
-    grad_clip: float | None = Field(None, gt=0)
-    deterministic: bool = True
-    progress: bool = True
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None: off")
+    deterministic: bool = Field(True, description="deterministic kernels (seeded runs repeat)")
+    progress: bool | Literal["auto"] = Field(
+        "auto",
+        description="the progress bar: auto on a terminal or in a notebook, true always, false never",
+    )
     num_threads: int | Literal["auto"] | None = Field(
         "auto",
         description="torch CPU threads; auto: 1 for models of tiny ops, else all; None keeps torch's",
@@ -158,9 +198,11 @@ class TrainerConfig(_Section):
 
 
 class EvalConfig(_Section):
-    n_bootstrap: int = Field(1000, ge=0)
-    ci_level: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
+    """How the test split is scored: bootstrap confidence intervals, test-time views."""
+
+    n_bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the CIs; 0: none")
+    ci_level: float = Field(0.95, gt=0, lt=1, description="confidence level of the CIs")
+    seed: int = Field(0, description="seed of the bootstrap")
     tta: bool = Field(
         False,
         description="average predictions over the test-time views of the main input "
@@ -169,8 +211,10 @@ class EvalConfig(_Section):
 
 
 class RunConfig(_Section):
-    name: str = "run"
-    description: str = ""
+    """One recipe: every section of a run, validated (unknown keys are refused)."""
+
+    name: str = Field("run", description="the run folder is <out>/<name>-<time>")
+    description: str = Field("", description="free text, shown in the report")
     data: DataConfig
     task: TaskConfig
     split: SplitConfig = Field(default_factory=lambda: SplitConfig())

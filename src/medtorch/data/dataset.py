@@ -112,3 +112,23 @@ class ArrayDataset:
             return {c: int(k) for c, k in zip(self.class_names, self.y.sum(0))}
         counts = np.bincount(self.y, minlength=self.n_classes)
         return {c: int(k) for c, k in zip(self.class_names, counts)}
+
+    def as_torch(self) -> Any:
+        """The rows as a ``torch.utils.data.TensorDataset``: item ``i`` is
+        ``(*inputs[i], y[i])``, the inputs in the order the model takes them; floating
+        inputs as float32, integer ones (codes) and ``y`` as int64. ``.tensors`` holds the
+        whole tensors, for batching by slicing.
+
+        >>> ds = ArrayDataset({"x": np.zeros((4, 3))}, [0, 1, 0, 1], ["a", "b", "a", "b"], ["n", "p"])
+        >>> x, y = ds.as_torch()[1]
+        >>> tuple(x.shape), x.dtype, int(y)
+        ((3,), torch.float32, 1)
+        """
+        import torch
+        from torch.utils.data import TensorDataset
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            t = torch.as_tensor(np.ascontiguousarray(a))
+            return t.float() if t.is_floating_point() else t.long()
+
+        return TensorDataset(*(tensor(a) for a in self.inputs.values()), tensor(self.y))

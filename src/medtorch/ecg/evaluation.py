@@ -1,7 +1,7 @@
 """Helpers of the ECG model-selection checks (``benchmarks/ecg/``): the recipe's beats, the
 RR gate fitted leave-one-record-out, and scores of S calls and of AAMI reports.
 
-:func:`recipe_beats` extracts beats as ``recipes/mitdb_aami_resnet1d.yaml`` does;
+:func:`recipe_beats` extracts beats as the ``mitdb_aami_resnet1d`` recipe does;
 :func:`gate_predict` fits :class:`~medtorch.models.rr_gate.RRGate` exactly as the model does;
 :func:`loro_predict` calls every DS1 beat with a gate fitted on the other DS1 records;
 :func:`s_scores` scores S calls (Se, +P, F1 in %); :func:`aami_rows` turns an
@@ -22,7 +22,7 @@ from medtorch.ecg.features import MORPH_FEATURES, N_PATIENT_RR
 from medtorch.ecg.records import DS1, mitdb_dir
 
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-# the beats of recipes/mitdb_aami_resnet1d.yaml (task.params), for the ECG gate scripts
+# the beats of the mitdb_aami_resnet1d recipe (task.params), for the ECG gate scripts
 RECIPE_BEAT_PARAMS: dict[str, Any] = {"lead": "MLII", "fs_hz": 180.0, "window_s": (0.25, 0.45)}
 # the recipe's gate columns with task.params.morph_features: 7 RR features, 6 shape features
 MORPH_GATE_COLS = list(range(7)) + list(range(N_PATIENT_RR, N_PATIENT_RR + len(MORPH_FEATURES)))

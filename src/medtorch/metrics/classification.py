@@ -207,7 +207,7 @@ def ci_method(groups: np.ndarray | None, n_bootstrap: int) -> str:
 def evaluate(
     y_true: np.ndarray,
     proba: np.ndarray,
-    class_names: list[str],
+    class_names: Sequence[str] | None = None,
     groups: np.ndarray | None = None,
     n_bootstrap: int = 1000,
     ci_level: float = 0.95,
@@ -215,14 +215,18 @@ def evaluate(
 ) -> dict[str, Any]:
     """Overall and per-class metrics with percentile bootstrap CIs, as a JSON-ready dict.
 
-    ``proba`` is ``(N, K)`` probabilities (binary: 2 columns, positive = column 1). With
-    ``groups``, whole groups are resampled (cluster bootstrap).
+    ``proba`` is ``(N, K)`` probabilities (binary: 2 columns, positive = column 1);
+    ``class_names`` default to ``"0"..."K-1"``. With ``groups``, whole groups are resampled
+    (cluster bootstrap).
 
     >>> y = np.array([0, 1, 1, 0]); p = np.array([[.8, .2], [.3, .7], [.6, .4], [.9, .1]])
     >>> r = evaluate(y, p, ["neg", "pos"], n_bootstrap=50)
     >>> r["overall"]["accuracy"]["value"], r["per_class"]["pos"]["sensitivity"]["value"]
     (0.75, 0.5)
     """
+    if class_names is None:
+        shape = np.shape(proba)
+        class_names = [str(i) for i in range(shape[1] if len(shape) == 2 else 2)]
     names = [str(c) for c in class_names]
     k = len(names)
     if k < 2:

@@ -1,8 +1,9 @@
 """PNG plots for the run report: learning curves, ROC/PR, confusion matrix, reliability.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (Agg canvas, no pyplot),
-so no global figure registry fills up and no backend is switched for the caller; each
-function writes one PNG and drops the figure.
+so no global figure registry fills up and no backend is switched for the caller. Each
+``*_figure`` function returns the figure (``Run.plot`` shows it inline in Jupyter); each
+``plot_*`` function writes it as one PNG and drops it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ from medtorch.metrics import bootstrap as bs
 from medtorch.metrics.classification import N_BINS, expected_calibration_error
 
 DPI = 110
+
+
+class ReportFigure(Figure):
+    """A matplotlib Figure that renders itself as a PNG in Jupyter and IPython
+    (``_repr_png_``), with no pyplot and no backend switch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        FigureCanvasAgg(self)  # a renderer for tight_layout and PNG output
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+        return buf.getvalue()
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -57,6 +74,15 @@ def plot_learning_curves(
     monitor: str | None = None,
     kept_epoch: int | None = None,
 ) -> Path:
+    """:func:`learning_curves_figure` written to ``path`` (PNG)."""
+    return _save(learning_curves_figure(history, monitor, kept_epoch), path)
+
+
+def learning_curves_figure(
+    history: str | Path | Mapping[str, Any] | Any,
+    monitor: str | None = None,
+    kept_epoch: int | None = None,
+) -> Figure:
     """Train/valid loss per epoch, plus every ``valid_<metric>`` column in a second panel.
 
     ``monitor`` (e.g. ``"valid_auroc"``) is drawn bold; ``kept_epoch`` (the trainer's
@@ -68,7 +94,7 @@ def plot_learning_curves(
     epochs = h.get("epoch", np.arange(1, n + 1))
     loss_cols = [c for c in ("train_loss", "valid_loss") if c in h]
     metric_cols = [c for c in h if c.startswith("valid_") and c != "valid_loss"]
-    fig = Figure(figsize=(10 if metric_cols else 5.5, 3.8))
+    fig = ReportFigure(figsize=(10 if metric_cols else 5.5, 3.8))
     axes = fig.subplots(1, 2 if metric_cols else 1, squeeze=False)[0]
     for c in loss_cols:
         axes[0].plot(epochs, h[c], marker="o", ms=3, label=c)
@@ -88,7 +114,8 @@ def plot_learning_curves(
             ax.legend(fontsize=8)
     if not h:
         axes[0].text(0.5, 0.5, "history is empty", ha="center", transform=axes[0].transAxes)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_roc_pr(
@@ -98,10 +125,18 @@ def plot_roc_pr(
     path_roc: str | Path,
     path_pr: str | Path,
 ) -> tuple[Path, Path]:
+    """:func:`roc_pr_figures` written to ``path_roc`` and ``path_pr`` (PNG)."""
+    roc, pr = roc_pr_figures(y_true, proba, class_names)
+    return _save(roc, path_roc), _save(pr, path_pr)
+
+
+def roc_pr_figures(
+    y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]
+) -> tuple[Figure, Figure]:
     """ROC and precision-recall curves: the positive class (binary) or one-vs-rest per class."""
     y, p = np.asarray(y_true), np.asarray(proba, float)
     classes = [1] if p.shape[1] == 2 else list(range(p.shape[1]))
-    roc, pr = Figure(figsize=(5.2, 4.6)), Figure(figsize=(5.2, 4.6))
+    roc, pr = ReportFigure(figsize=(5.2, 4.6)), ReportFigure(figsize=(5.2, 4.6))
     ax_roc, ax_pr = roc.subplots(), pr.subplots()
     for i in classes:
         pos = y == i
@@ -123,7 +158,9 @@ def plot_roc_pr(
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right" if ax is ax_roc else "lower left")
-    return _save(roc, path_roc), _save(pr, path_pr)
+    roc.tight_layout()
+    pr.tight_layout()
+    return roc, pr
 
 
 def plot_confusion(
@@ -132,13 +169,20 @@ def plot_confusion(
     path: str | Path,
     normalize: bool = True,
 ) -> Path:
+    """:func:`confusion_figure` written to ``path`` (PNG)."""
+    return _save(confusion_figure(cm, class_names, normalize), path)
+
+
+def confusion_figure(
+    cm: np.ndarray | Sequence[Sequence[int]], class_names: Sequence[str], normalize: bool = True
+) -> Figure:
     """Confusion matrix (rows = truth); colour = row share when ``normalize``, cells show counts."""
     cm = np.asarray(cm, dtype=float)
     k = len(class_names)
     shown = bs._div(cm, cm.sum(axis=1, keepdims=True)) if normalize else cm
     shown = np.nan_to_num(shown)
     size = max(3.8, 0.75 * k + 2.2)
-    fig = Figure(figsize=(size + 0.8, size))
+    fig = ReportFigure(figsize=(size + 0.8, size))
     ax = fig.subplots()
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class" if normalize else "count")
@@ -151,10 +195,16 @@ def plot_confusion(
     ax.set_xticks(range(k), [str(c) for c in class_names], rotation=45 if k > 4 else 0)
     ax.set_yticks(range(k), [str(c) for c in class_names])
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: str | Path) -> Path:
+    """:func:`reliability_figure` written to ``path`` (PNG)."""
+    return _save(reliability_figure(y_true, proba), path)
+
+
+def reliability_figure(y_true: np.ndarray, proba: np.ndarray) -> Figure:
     """Reliability diagram of the top-class confidence (15 bins), ECE in the title,
     with the histogram of confidences below."""
     y, p = np.asarray(y_true), np.asarray(proba, float)
@@ -167,7 +217,7 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: str | Path) ->
     edges = np.linspace(0, 1, N_BINS + 1)
     centers, width = (edges[:-1] + edges[1:]) / 2, 1 / N_BINS
 
-    fig = Figure(figsize=(5.2, 5.6))
+    fig = ReportFigure(figsize=(5.2, 5.6))
     ax, ax_h = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ok = count > 0
     ax.bar(centers[ok], acc[ok], width=width, edgecolor="black", lw=0.5, label="accuracy")
@@ -181,4 +231,5 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: str | Path) ->
     ax.grid(alpha=0.3)
     ax_h.bar(centers, count, width=width, color="grey", edgecolor="black", lw=0.5)
     ax_h.set(xlabel="top-class confidence", ylabel="samples", xlim=(0, 1))
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig

@@ -2,7 +2,7 @@
 
 Launch any training command with ``torchrun``; nothing else changes::
 
-    torchrun --standalone --nproc-per-node 2 -m medtorch train recipes/seizure_resnet1d.yaml
+    torchrun --standalone --nproc-per-node 2 -m medtorch train seizure_resnet1d
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address;
 :func:`setup` reads them and joins the process group (``gloo`` on the CPU, ``nccl`` on CUDA,

@@ -1,23 +1,28 @@
-"""What the loop shows while it runs: a live progress bar on a terminal and one log line
+"""What the loop shows while it runs: a live progress bar (terminal or notebook) and one log line
 per epoch (``epoch 3/8 train_loss ... *``, the star marking a new best)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import sys
-from typing import Any
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
+
+from medtorch.notebook import show_progress
 
 log = logging.getLogger("medtorch")
 
 
 class EpochBar:
-    """A tqdm bar over one epoch's steps, shown only on an interactive terminal (rank 0)."""
+    """A tqdm bar over one epoch's steps (rank 0). ``enabled`` is ``trainer.progress``
+    (False on the other ranks): ``"auto"`` draws it on a terminal or in a notebook
+    (:func:`medtorch.notebook.show_progress`), where ``tqdm.auto`` makes it a widget."""
 
-    def __init__(self, enabled: bool, steps: int, epoch: int, max_epochs: int) -> None:
-        live = enabled and sys.stdout.isatty() and sys.stderr.isatty()
+    def __init__(
+        self, enabled: bool | Literal["auto"], steps: int, epoch: int, max_epochs: int
+    ) -> None:
+        live = show_progress(enabled)
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{max_epochs}", leave=False,
                         disable=not live)  # fmt: skip
 

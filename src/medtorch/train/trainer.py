@@ -220,7 +220,7 @@ class Trainer:
                 order = distributed.pad_order(self._epoch_order(y, sample_w), world)
                 loss_sum = torch.zeros((), device=self.device)
                 bar = EpochBar(
-                    cfg.progress and self.dist.main, steps_per_epoch, epoch, cfg.max_epochs
+                    self.dist.main and cfg.progress, steps_per_epoch, epoch, cfg.max_epochs
                 )
                 for step, s in enumerate(range(0, n_epoch, bs)):
                     gidx = order[s : s + bs]  # the global batch
