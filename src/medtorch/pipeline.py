@@ -30,7 +30,7 @@ from medtorch.data.splits import describe_split, make_split, write_split
 from medtorch.data.tasks.registry import Encoder, EncoderType, Task, build_task, get_task
 from medtorch.errors import ConfigError, MedtorchError
 from medtorch.models import create_model
-from medtorch.models.registry import AfterFit, get_entry, model_params
+from medtorch.models.registry import AfterFit, Explains, get_entry, model_params
 
 log = logging.getLogger("medtorch")
 
@@ -319,10 +319,50 @@ def train_run(
         if name == "test":
             _predictions_csv(run_dir / "predictions_test.csv", part, proba)
     _json(run_dir / "metrics.json", metrics)
+    if isinstance(model, Explains):
+        _, _, best = restore_model(run_dir)
+        _json(run_dir / "explanations.json", explain_samples(best, test, prep.encoder, proba))
     from medtorch.report.html import write_report
 
     write_report(run_dir)
     return run_dir
+
+
+def explain_samples(
+    model: Any, ds: ArrayDataset, encoder: Encoder, proba: np.ndarray, k: int = 5, top: int = 5
+) -> list[dict[str, Any]]:
+    """Attributions of ``k`` test samples (the most confident positives first, then the
+    rest by score) by a model that :class:`~medtorch.models.registry.Explains`: each step's
+    weight and its ``top`` elements by contribution, named by the encoder's ``decode``
+    where it has one."""
+    import torch
+
+    score = proba[:, -1] if proba.ndim == 2 else proba
+    y = ds.y if not ds.multilabel else ds.y.max(1)
+    order = sorted(range(len(ds)), key=lambda i: (-int(y[i] > 0), -float(score[i])))[:k]
+    inputs = [torch.as_tensor(a[order]) for a in ds.inputs.values()]
+    with torch.no_grad():
+        weights, contrib = (v.detach().double().numpy() for v in model.explain(*inputs))
+    x = ds.inputs["x"][order]
+    times = ds.inputs.get("t")
+    decode = getattr(encoder, "decode", str)
+    assert ds.sample_ids is not None
+    out = []
+    for row, i in enumerate(order):
+        steps = []
+        for s in np.flatnonzero((x[row] != 0).reshape(len(x[row]), -1).any(1)):
+            c = contrib[row, s]
+            best = np.argsort(-np.abs(c))[:top]
+            steps.append({
+                "step": int(s),
+                "days_before": float(times[order][row, s]) if times is not None else None,
+                "weight": float(weights[row, s]),
+                "top": [[decode(int(x[row, s, j])), float(c[j])] for j in best
+                        if x[row, s, j] != 0],
+            })  # fmt: skip
+        out.append({"sample_id": str(ds.sample_ids[i]), "y_true": ds.y[i].tolist(),
+                    "score": float(score[i]), "steps": steps})  # fmt: skip
+    return out
 
 
 def fit_after_training(

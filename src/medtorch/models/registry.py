@@ -164,6 +164,17 @@ class AfterFit(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+@runtime_checkable
+class Explains(Protocol):
+    """A model that attributes its score to the elements of its main input:
+    ``explain(*inputs) -> (weights of the steps (N, S), contributions (N, S, C))`` (RETAIN:
+    the visit weights alpha and each code's contribution to the positive-class log-odds).
+    The pipeline writes the attributions of a few test samples into ``explanations.json``
+    and the report shows them."""
+
+    def explain(self, *inputs: Any) -> tuple[Any, Any]: ...
+
+
 _STAGE_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {}
 
 

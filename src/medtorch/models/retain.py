@@ -166,6 +166,13 @@ class RETAIN(nn.Module):
         per_code = (emb * beta[:, :, None, :]) @ w  # (N, V, C)
         return alpha, alpha[..., None] * per_code
 
+    def explain(
+        self, x: torch.Tensor, t: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The visit weights and per-code contributions (:meth:`contributions`), as the
+        pipeline's explanations read them (:class:`~medtorch.models.registry.Explains`)."""
+        return self.contributions(x, t)
+
 
 @register_model(
     "retain",

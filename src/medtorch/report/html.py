@@ -227,6 +227,26 @@ def _family_section(part: str, fam: MetricFamily, report: dict[str, Any]) -> str
     return html + _table(["metric", "value (CI)"], rows)
 
 
+def _explanations_section(samples: Any, problem: str | None) -> str:
+    """What the model's own attributions say for a few test samples: each step (visit) with
+    its weight and its elements (codes) with the largest contributions to the score."""
+    if not isinstance(samples, list):
+        return _missing(str(problem or "explanations.json is not a list of samples"))
+    parts = ['<p class="meta">the model\'s attributions (e.g. RETAIN: visit weight alpha and '
+             "each code's contribution to the positive-class log-odds); most confident "
+             "positives first</p>"]  # fmt: skip
+    for s in samples:
+        if not isinstance(s, dict):
+            continue
+        parts.append(f"<h3>{e(str(s.get('sample_id')))}: label {e(str(s.get('y_true')))}, "
+                     f"score {_num(s.get('score'))}</h3>")  # fmt: skip
+        rows = [[_num(st.get("step")), _num(st.get("days_before")), _num(st.get("weight")),
+                 e(", ".join(f"{c} ({w:+.3f})" for c, w in st.get("top") or []))]
+                for st in s.get("steps") or [] if isinstance(st, dict)]  # fmt: skip
+        parts.append(_table(["step", "days before", "weight", "top elements (contribution)"], rows))
+    return "".join(parts)
+
+
 def _stage_section(stage: dict[str, Any]) -> str:
     """A model's second stage (fitted after training): the model module's own description
     of its summary when it registered one, else the summary as a table."""
@@ -317,6 +337,11 @@ def write_report(run_dir: str | Path) -> Path:
         body.append(_plot(plots.plot_learning_curves, run_dir / "history.csv",
                           run_dir / "learning_curves.png", monitor,
                           kept if isinstance(kept, int) else None, alt="learning curves"))  # fmt: skip
+
+    explained, explained_problem = _load(run_dir / "explanations.json", "json")
+    if explained is not None or (run_dir / "explanations.json").exists():
+        body.append("<h2>Explanations (example test samples)</h2>")
+        body.append(_explanations_section(explained, explained_problem))
 
     body.append("<h2>Resolved config</h2>")
     body.append(f"<pre>{e(cfg_text)}</pre>" if cfg_text else _missing(str(cfg_problem)))

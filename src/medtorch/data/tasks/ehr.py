@@ -180,6 +180,12 @@ class VocabEncoder:
     def hints(self) -> dict[str, int]:
         return {"n_inputs": int(self.vocab.vocab_size)}
 
+    def decode(self, index: int) -> str:
+        """The code behind a code index (0 padding, 1 unknown)."""
+        if index < 2:
+            return ("<pad>", "<unknown>")[index]
+        return str(self.vocab.codes[index - 2])
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.vocab.to_dict())
 
