@@ -155,6 +155,11 @@ class TrainerConfig(_Section):
         description="under torchrun on GPUs: batch-norm statistics over the global batch "
         "(SyncBatchNorm); false keeps per-process statistics",
     )
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list,
+        description="experiment tracking, offline: TensorBoard event files in <run>/tensorboard, "
+        "MLflow's local file store in <out>/mlruns (pip install medtorch[tracking])",
+    )
     after_training_on: Literal["train", "train+valid"] = Field(
         "train",
         description="the split(s) a model's second stage is fitted on after training (e.g. the "

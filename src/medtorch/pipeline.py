@@ -297,7 +297,9 @@ def train_run(
             _predictions_csv(run_dir / "predictions_test.csv", part, proba)
     _json(run_dir / "metrics.json", metrics)
     from medtorch.report.html import write_report
+    from medtorch.train.tracking import log_final
 
+    log_final(cfg.trainer.loggers, run_dir, cfg.name, metrics)  # trainer.loggers, if any
     write_report(run_dir)
     return run_dir
 

@@ -41,7 +41,7 @@ from torch import nn
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, fmt
-from medtorch.train import atomic, distributed, faults, signals
+from medtorch.train import atomic, distributed, faults, signals, tracking
 from medtorch.train import checkpoint as ckpt
 from medtorch.train import resume as resume_state
 from medtorch.train.checks import check_logits, check_splits
@@ -104,6 +104,7 @@ class Trainer:
                                   trainer.class_weights, "trainer.class_weights",
                                   "give one float per class, or none / balanced"))  # fmt: skip
         self.objective = Objective(objective, len(self.class_names), trainer)
+        tracking.check_loggers(trainer.loggers)
         self.input_kinds = input_kinds
         self.dist = distributed.setup(trainer.device)
         self.device = select_device(trainer.device)
@@ -212,6 +213,11 @@ class Trainer:
         self._choose_cpu_kernels(saved, [x[torch.arange(min(bs, n))] for x in xs])
 
         net = self._net
+        config = {
+            "optim": self.optim_cfg.model_dump(mode="json"),
+            "trainer": cfg.model_dump(mode="json"),
+        }
+        trackers = tracking.open_for(cfg.loggers, self.run_dir if self.dist.main else None, config)
         with mkldnn_enabled(self.cpu_mkldnn):
             for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
                 # train one epoch: a seeded order, global batches split across processes
@@ -273,11 +279,15 @@ class Trainer:
                                                 improved, wall)  # fmt: skip
                 if self.dist.main:
                     log_epoch(row, cfg.max_epochs, sel.monitor, improved, valid is not None)
+                if trackers is not None:
+                    trackers.log_epoch(row)
                 if sel.stopped_early:
                     log_early_stop(epoch, sel.monitor, cfg.patience, sel.best_score, sel.best_epoch)
                     break
                 if self._stop_now(stop) and epoch < cfg.max_epochs:
                     raise signals.interrupted(stop, self.run_dir, epoch, cfg.max_epochs)
+        if trackers is not None:
+            trackers.close()
         distributed.barrier()  # rank 0's last checkpoint is written before any process returns
         return self.history
 
