@@ -29,7 +29,7 @@ Layout of ``last.pt`` (``format`` 2)::
     cpu_mkldnn, cpu_threads     the CPU kernel choice (kept on resume: same floating point)
     history                     list of per-epoch dicts (see ``HISTORY_COLUMNS``)
     rng, rng_ranks, world_size  every RNG (per process under torchrun)
-    monitor, monitor_mode, class_names, config
+    monitor, monitor_mode, class_names, objective ("multiclass" / "multilabel"), config
 
 Format 1 (before the best weights moved into ``last.pt``) is still read for prediction;
 resuming it is refused with a line saying to retrain.

@@ -3,14 +3,18 @@
 Read :meth:`Trainer._fit` top to bottom; it is the whole loop, and each step it takes is a
 small piece in its own file:
 
-    parts.py        device, tensors, class weights, optimizer, scheduler, validation metrics
+    parts.py        device, tensors, seeding, loss weights, optimizer, scheduler, valid metrics
     objective.py    multiclass (softmax) or multilabel (sigmoid) labels, loss, probabilities
     inputs.py       which inputs are signals / images / codes..., so augmentation and TTA
                     touch only what may be flipped
+    checks.py       the splits and the model's output fit the classes
+    step.py         one optimisation step (AMP scaling, clipping, fused Adam)
     selection.py    the best epoch and early stopping
-    checkpoint.py   the checkpoint files, written crash-safe, and the resume state
+    resume.py       the trainer's state to and from its checkpoint
+    checkpoint.py   the checkpoint files, written crash-safe and read without running code
     signals.py      SIGINT / SIGTERM stop at a safe point with the resume command
     progress.py     the progress bar and the per-epoch log line
+    tracking.py     optional TensorBoard / MLflow logging (trainer.loggers)
     cpu.py          oneDNN-or-native convolutions and the thread count
     distributed.py  several processes under torchrun (DDP)
 
