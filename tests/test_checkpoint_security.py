@@ -246,3 +246,16 @@ def test_safe_extract_damaged_archive_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(MedtorchError) as exc:
         safe_extract(arc, tmp_path / "out")
     assert "cut.tar.xz" in _one_line(exc.value)
+
+
+def test_crafted_last_pt_stops_a_resume_instead_of_falling_back(tmp_path: Path) -> None:
+    """A damaged last.pt falls back to prev.pt; a crafted one stops the resume (and never runs)."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    sentinel = tmp_path / "PWNED"
+    crafted_pickle(folder / "last.pt", sentinel)
+    torch.save({"format": 2, "epoch": 1}, folder / "prev.pt")
+    with pytest.raises(MedtorchError, match="refused") as exc:
+        ckpt.load_resume_state(folder)
+    assert "last.pt" in _one_line(exc.value)
+    assert not sentinel.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.errors import ConfigError
 from medtorch.train import Trainer, distributed
 from medtorch.train.checkpoint import load_checkpoint
+from medtorch.train.signals import TrainingInterrupted
 from test_trainer import CLASSES, TIMING, make_ds, new_model
 
 N_TRAIN = 400  # even: the two shards need no padding, so the global batches equal one process's
@@ -68,6 +70,24 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     Trainer(new_model(), OPT, _cfg(max_epochs=2), root / "resumed", CLASSES).fit(train, valid)
     resumed = Trainer(new_model(seed=9), OPT, _cfg(max_epochs=4), root / "resumed", CLASSES)
     resumed.fit(train, valid, resume=True)
+    # 3. SIGTERM (as torchrun forwards it to every process) in epoch 2: all stop together
+    # after epoch 2's checkpoint, then resume to the straight run's weights
+    model = new_model()
+    calls = {"n": 0}
+
+    def sigterm(module, args):
+        calls["n"] += module.training
+        if calls["n"] == 13 + 3:  # 200 rows per process / 16 = 13 steps: epoch 2, step 3
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    model.register_forward_pre_hook(sigterm)
+    try:
+        Trainer(model, OPT, _cfg(max_epochs=4), root / "stopped", CLASSES).fit(train, valid)
+        stop_msg = ""
+    except TrainingInterrupted as e:
+        stop_msg = f"{e.exit_code} {e}"
+    after_stop = Trainer(new_model(seed=5), OPT, _cfg(max_epochs=4), root / "stopped", CLASSES)
+    after_stop.fit(train, valid, resume=True)
     try:
         Trainer(new_model(), OPT, _cfg(sync_batchnorm=True), None, CLASSES)
         sync_bn_error = ""
@@ -81,6 +101,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             "straight": straight.model.state_dict(),
             "resumed": resumed.model.state_dict(),
             "sync_bn_error": sync_bn_error,
+            "stop_msg": stop_msg,
+            "after_stop": after_stop.model.state_dict(),
         },
         root / f"rank{rank}.pt",
     )
@@ -129,6 +151,16 @@ def test_two_process_resume_is_exact_and_rank0_writes(two_procs: Path) -> None:
     ]
     assert not list(two_procs.glob("**/*.tmp"))
     assert "trainer.sync_batchnorm" in r0["sync_bn_error"]  # GPUs only, said in one line
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_process_at_one_epoch_and_resumes_exactly(two_procs: Path) -> None:
+    for rank in (0, 1):
+        r = torch.load(two_procs / f"rank{rank}.pt", weights_only=False)
+        assert r["stop_msg"].startswith("143 stopped by SIGTERM after epoch 2 of 4"), r["stop_msg"]
+        assert f"medtorch train --resume {two_procs / 'stopped'}" in r["stop_msg"]
+        for k, v in r["straight"].items():
+            assert torch.equal(r["after_stop"][k], v), k
 
 
 @pytest.mark.slow

@@ -195,6 +195,11 @@ class TrainerConfig(_Section):
         description="under torchrun on GPUs: batch-norm statistics over the global batch "
         "(SyncBatchNorm); false keeps per-process statistics",
     )
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list,
+        description="experiment tracking, offline: TensorBoard event files in <run>/tensorboard, "
+        "MLflow's local file store in <out>/mlruns (pip install medtorch[tracking])",
+    )
 
 
 class EvalConfig(_Section):

@@ -323,7 +323,9 @@ def train_run(
         _, _, best = restore_model(run_dir)
         _json(run_dir / "explanations.json", explain_samples(best, test, prep.encoder, proba))
     from medtorch.report.html import write_report
+    from medtorch.train.tracking import log_final
 
+    log_final(cfg.trainer.loggers, run_dir, cfg.name, metrics)  # trainer.loggers, if any
     write_report(run_dir)
     return run_dir
 

@@ -1,6 +1,7 @@
 """Unpacking downloaded archives without letting a member write outside its folder.
 
-Every archive medtorch unpacks goes through :func:`safe_extract`. Before anything is
+Every archive medtorch unpacks goes through :func:`safe_extract` (the registry's UCI zip is
+not unpacked: one named member is copied to a fixed path). Before anything is
 written, each member is checked: no absolute path, no ``..`` leaving the destination, no
 link (symbolic or hard) pointing out of it, no device file, FIFO or other special file. One
 bad member refuses the whole archive with one line naming the archive and the member, so

@@ -29,7 +29,7 @@ Layout of ``last.pt`` (``format`` 2)::
     cpu_mkldnn, cpu_threads     the CPU kernel choice (kept on resume: same floating point)
     history                     list of per-epoch dicts (see ``HISTORY_COLUMNS``)
     rng, rng_ranks, world_size  every RNG (per process under torchrun)
-    monitor, monitor_mode, class_names, config
+    monitor, monitor_mode, class_names, objective ("multiclass" / "multilabel"), config
 
 Format 1 (before the best weights moved into ``last.pt``) is still read for prediction;
 resuming it is refused with a line saying to retrain.
@@ -52,7 +52,12 @@ import numpy as np
 import torch
 
 from medtorch.train import atomic, faults
-from medtorch.train.weights import CheckpointError, load_weights, save_weights
+from medtorch.train.weights import (
+    CheckpointError,
+    RefusedCheckpointError,
+    load_weights,
+    save_weights,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -139,7 +144,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # a damaged file can fail in any way: each is one line
         found = re.search(r"GLOBAL (\S+)", str(exc))
         if isinstance(exc, pickle.UnpicklingError) and found:
-            raise CheckpointError(
+            raise RefusedCheckpointError(
                 f"expected a checkpoint of tensors and plain values, got a file that would run "
                 f"code ({found.group(1)}) in {path}; refused: load run folders only from a "
                 "trusted source"
@@ -162,7 +167,7 @@ def check_resume_state(state: dict[str, Any], path: Path) -> dict[str, Any]:
     """Check that ``state`` is a complete format-2 resume state with intact weights."""
     fmt_ = state.get("format")
     if fmt_ != CHECKPOINT_FORMAT:
-        raise CheckpointError(
+        raise RefusedCheckpointError(
             f"expected checkpoint format {CHECKPOINT_FORMAT}, got format {fmt_} in {path}; "
             "this run was written by an older medtorch and cannot be resumed exactly: "
             "train it again with `medtorch train <recipe>` (prediction still reads it)"
@@ -260,9 +265,9 @@ def load_resume_state(folder: Path) -> dict[str, Any] | None:
             continue
         try:
             state = check_resume_state(load_checkpoint(path), path)
+        except RefusedCheckpointError:
+            raise  # crafted or of another format: never silently skipped
         except CheckpointError as exc:
-            if "format" in str(exc).split(",")[0]:
-                raise
             log.warning("warning: %s", exc)
             continue
         if path == prev:

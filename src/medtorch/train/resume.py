@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from medtorch.errors import ConfigError, fmt
+from medtorch.train import atomic
 from medtorch.train import checkpoint as ckpt
 from medtorch.train.parts import HISTORY_COLUMNS
 
@@ -61,6 +62,7 @@ def load_into(tr: Trainer, schedule_steps: int, scaler: Any) -> dict[str, Any] |
         raise ConfigError(
             fmt("a run folder to resume from", None, "run_dir", "pass the run's folder")
         )
+    atomic.clean_stale(tr.run_dir)  # e.g. history.csv.tmp, metrics.json.tmp of a killed write
     state = ckpt.load_resume_state(tr.checkpoint_dir)
     if state is None:
         log.info("no checkpoint in %s yet: training starts from epoch 1", tr.checkpoint_dir)

@@ -78,6 +78,19 @@ def stop_requests() -> Iterator[StopRequest]:
             signal.signal(s, h)
 
 
+def stop_together(req: StopRequest, distributed_run: bool, device: object) -> bool:
+    """A stop was requested; under torchrun by any process, decided by all together (one
+    all-reduce per epoch, so every process leaves the loop at the same epoch)."""
+    if not distributed_run:
+        return req.requested
+    import torch
+
+    from medtorch.train import distributed
+
+    flag = torch.tensor(float(req.requested), device=device)  # type: ignore[arg-type]
+    return bool(distributed.all_reduce_sum(flag).item() > 0)
+
+
 def resume_command(run_dir: Path) -> str:
     """The exact shell command that continues the run in ``run_dir``."""
     return f"medtorch train --resume {shlex.quote(str(run_dir))}"

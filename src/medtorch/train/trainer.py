@@ -3,14 +3,18 @@
 Read :meth:`Trainer._fit` top to bottom; it is the whole loop, and each step it takes is a
 small piece in its own file:
 
-    parts.py        device, tensors, class weights, optimizer, scheduler, validation metrics
+    parts.py        device, tensors, seeding, loss weights, optimizer, scheduler, valid metrics
     objective.py    multiclass (softmax) or multilabel (sigmoid) labels, loss, probabilities
     inputs.py       which inputs are signals / images / codes..., so augmentation and TTA
                     touch only what may be flipped
+    checks.py       the splits and the model's output fit the classes
+    step.py         one optimisation step (AMP scaling, clipping, fused Adam)
     selection.py    the best epoch and early stopping
-    checkpoint.py   the checkpoint files, written crash-safe, and the resume state
+    resume.py       the trainer's state to and from its checkpoint
+    checkpoint.py   the checkpoint files, written crash-safe and read without running code
     signals.py      SIGINT / SIGTERM stop at a safe point with the resume command
     progress.py     the progress bar and the per-epoch log line
+    tracking.py     optional TensorBoard / MLflow logging (trainer.loggers)
     cpu.py          oneDNN-or-native convolutions and the thread count
     distributed.py  several processes under torchrun (DDP)
 
@@ -27,7 +31,6 @@ unwrapped model.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import time
@@ -41,12 +44,12 @@ from torch import nn
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
 from medtorch.errors import ConfigError, fmt
-from medtorch.train import atomic, distributed, faults, signals
+from medtorch.train import atomic, distributed, evaluation, faults, signals, tracking
 from medtorch.train import checkpoint as ckpt
 from medtorch.train import resume as resume_state
 from medtorch.train.checks import check_logits, check_splits
 from medtorch.train.cpu import mkldnn_enabled, pick_cpu_kernels
-from medtorch.train.inputs import augment_batch, resolve_kinds, tta_views
+from medtorch.train.inputs import augment_batch, resolve_kinds
 from medtorch.train.objective import Objective
 from medtorch.train.parts import (
     HISTORY_COLUMNS,
@@ -104,6 +107,7 @@ class Trainer:
                                   trainer.class_weights, "trainer.class_weights",
                                   "give one float per class, or none / balanced"))  # fmt: skip
         self.objective = Objective(objective, len(self.class_names), trainer)
+        tracking.check_loggers(trainer.loggers)
         self.input_kinds = input_kinds
         self.dist = distributed.setup(trainer.device)
         self.device = select_device(trainer.device)
@@ -212,6 +216,11 @@ class Trainer:
         self._choose_cpu_kernels(saved, [x[torch.arange(min(bs, n))] for x in xs])
 
         net = self._net
+        config = {
+            "optim": self.optim_cfg.model_dump(mode="json"),
+            "trainer": cfg.model_dump(mode="json"),
+        }
+        trackers = tracking.open_for(cfg.loggers, self.run_dir if self.dist.main else None, config)
         with mkldnn_enabled(self.cpu_mkldnn):
             for epoch in range(start_epoch + 1, cfg.max_epochs + 1):
                 # train one epoch: a seeded order, global batches split across processes
@@ -273,11 +282,18 @@ class Trainer:
                                                 improved, wall)  # fmt: skip
                 if self.dist.main:
                     log_epoch(row, cfg.max_epochs, sel.monitor, improved, valid is not None)
+                if trackers is not None:
+                    trackers.log_epoch(row)
                 if sel.stopped_early:
                     log_early_stop(epoch, sel.monitor, cfg.patience, sel.best_score, sel.best_epoch)
                     break
-                if self._stop_now(stop) and epoch < cfg.max_epochs:
+                if (
+                    signals.stop_together(stop, self.dist.active, self.device)
+                    and epoch < cfg.max_epochs
+                ):
                     raise signals.interrupted(stop, self.run_dir, epoch, cfg.max_epochs)
+        if trackers is not None:
+            trackers.close()
         distributed.barrier()  # rank 0's last checkpoint is written before any process returns
         return self.history
 
@@ -304,44 +320,26 @@ class Trainer:
             )
         return order.to(self.device)
 
-    def _stop_now(self, stop: Any) -> bool:
-        """A stop was requested (under torchrun: by any process, decided together)."""
-        if not self.dist.active:
-            return bool(stop.requested)
-        flag = torch.tensor(float(stop.requested), device=self.device)
-        return bool(distributed.all_reduce_sum(flag).item() > 0)
-
     def _valid_row(self, valid: ArrayDataset | None, vxs: list[torch.Tensor] | None,
                    vy: torch.Tensor | None, weight: torch.Tensor | None) -> dict[str, float]:  # fmt: skip
-        """The validation columns of one history row (NaN without a validation set)."""
-        if valid is None or vxs is None or vy is None:
-            return dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan)
-        vlogits = self._logits(self.model, vxs)  # (Nv, K), never through the DDP wrapper
-        proba = self.objective.proba(vlogits).cpu().numpy()
-        return {"valid_loss": self.objective.valid_loss(vlogits, vy, weight),
-                **self.objective.metrics(valid.y, proba)}  # fmt: skip
+        return evaluation.valid_row(self, valid, vxs, vy, weight)
 
     # -- inference ---------------------------------------------------------------------------
-    def _autocast(self) -> Any:
+    def autocast(self) -> Any:
+        """Mixed precision on CUDA when ``trainer.amp``; else nothing."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
-    def _tensors(self, ds: ArrayDataset) -> list[torch.Tensor]:
+    def tensors(self, ds: ArrayDataset) -> list[torch.Tensor]:
+        """The dataset's inputs as tensors on the training device, in the model's order."""
         return [to_tensor(v, self.device) for v in ds.inputs.values()]
 
-    @torch.inference_mode()
+    _tensors = tensors  # the names the loop and older callers use
+    _autocast = autocast
+
     def _logits(self, net: nn.Module, xs: list[torch.Tensor]) -> torch.Tensor:
-        """(N, K) float32 logits in eval mode, in batches of ``eval_batch_size``."""
-        was_training = net.training
-        net.eval()
-        bs, n = self.cfg.eval_batch_size, len(xs[0])
-        out = []
-        for s in range(0, n, bs):
-            with self._autocast():
-                out.append(net(*[x[s : s + bs] for x in xs]).float())
-        net.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, len(self.class_names), device=self.device)
+        return evaluation.logits(self, net, xs)
 
     def predict_proba(
         self, ds: ArrayDataset, checkpoint: str | None = None, tta: bool = False
@@ -359,12 +357,4 @@ class Trainer:
         """
         faults.pause("predict")  # test hook (fault injection)
         state = resume_state.weights_for(self, checkpoint) if checkpoint is not None else None
-        net = self.model  # never the DDP wrapper: prediction may run on rank 0 alone
-        if state is not None:
-            net = copy.deepcopy(self.model)
-            net.load_state_dict(state)
-        xs = self._tensors(ds)
-        kinds = list(resolve_kinds(self.input_kinds, ds.inputs).values())
-        views = tta_views(xs, kinds) if tta else [xs]
-        probs = [self.objective.proba(self._logits(net, v)) for v in views]
-        return (probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)).cpu().numpy()
+        return evaluation.probabilities(self, ds, state, tta)

@@ -26,6 +26,11 @@ class CheckpointError(MedtorchError):
     """A checkpoint or weights file is damaged, of another format, or asks to run code."""
 
 
+class RefusedCheckpointError(CheckpointError):
+    """A checkpoint that is not damaged but must not be used: it would run code, or it is
+    of a format that cannot be resumed. Resume never falls back past one of these."""
+
+
 def save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """Write a state_dict as safetensors, atomically; ``metadata``: string pairs."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
