@@ -10,7 +10,7 @@ weights, history, predictions and every number of ``metrics.json`` of an uninter
 exactly. The processes run concurrently to keep the suite short.
 
 With ``MEDTORCH_RELIABILITY_LOG=<file>`` each case appends what it observed (exit codes,
-numbers compared, largest difference) as a JSON line, for benchmarks/RELIABILITY.md.
+numbers compared, largest difference) as a JSON line, for the reliability table of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
