@@ -10,10 +10,12 @@ import pytest
 from ehr_synth import small_mimic3, write_mimic3
 from medtorch.ehr import (
     build_samples,
+    convert_to_meds,
     diagnosis_category_expr,
     icd_category,
     mimic_codes,
     normalize_icd,
+    read_codes,
     read_event_table,
     read_meds,
     read_mimic3,
@@ -187,6 +189,16 @@ def test_write_meds_round_trip(tmp_path):
     assert set(codes["code"]) == set(ev["code"])
     assert codes.filter(pl.col("code") == "LAB//50912")["description"][0] == "Creat"
     assert read_subject_splits(out).equals(splits)
+    assert read_codes(out).filter(pl.col("code") == "LAB//50912")["description"].to_list() == [
+        "Creat"
+    ]
+    # a MEDS folder converts to another MEDS folder with its splits and descriptions
+    again = convert_to_meds("meds", out, tmp_path / "meds2")
+    assert read_meds(again).equals(back) and read_subject_splits(again).equals(splits)
+    bad = splits.with_columns(pl.lit("test").alias("split"))
+    bad.write_parquet(out / "metadata" / "subject_splits.parquet")
+    with pytest.raises(DataError, match="got 'test' in subject_splits.parquet"):
+        read_subject_splits(out)
 
 
 def test_meds_folder_with_a_wrong_schema_is_an_error(tmp_path):
@@ -270,8 +282,6 @@ def test_mimic4_demo_and_its_meds_derivative(data_dir):
 
 
 def test_convert_to_meds_keeps_events_and_descriptions(tmp_path):
-    from medtorch.ehr import convert_to_meds
-
     src = write_mimic3(tmp_path / "m3")
     gz = __import__("gzip")
     with gz.open(src / "D_LABITEMS.csv.gz", "wt") as fh:
