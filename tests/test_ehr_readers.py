@@ -197,7 +197,7 @@ def test_write_meds_round_trip(tmp_path):
     assert read_meds(again).equals(back) and read_subject_splits(again).equals(splits)
     bad = splits.with_columns(pl.lit("test").alias("split"))
     bad.write_parquet(out / "metadata" / "subject_splits.parquet")
-    with pytest.raises(DataError, match="got 'test' in subject_splits.parquet"):
+    with pytest.raises(DataError, match=r"got 'test' in subject_splits\.parquet"):
         read_subject_splits(out)
 
 
