@@ -235,3 +235,14 @@ def test_every_task_on_the_demos(data_dir, source):
         assert s.frame["prediction_time"].dtype == pl.Datetime("us") and isinstance(
             s.frame["prediction_time"][0], datetime
         )
+
+
+@pytest.mark.realdata
+def test_one_task_implementation_serves_every_source(data_dir, tmp_path):
+    from medtorch.ehr import read_meds, write_meds
+
+    ev = read_mimic3(data_dir / "mimic3_demo")
+    meds = read_meds(write_meds(ev, tmp_path / "meds"))
+    for task in ("mortality_next_visit", "in_hospital_mortality_48h"):
+        a, b = build_samples(ev, task), build_samples(meds, task)
+        assert a.frame.equals(b.frame) and a.cohort == b.cohort

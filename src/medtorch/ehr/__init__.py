@@ -12,7 +12,7 @@ Readers (polars)
     :func:`read_event_table` (any long CSV/Parquet table with a column mapping
     ``{subject_id, time, code, value}``), :func:`mimic_codes` (readable names from the D_*
     dictionaries), :func:`read_subject_splits` (``metadata/subject_splits.parquet``),
-    :func:`read_codes` (``metadata/codes.parquet``).
+    :func:`read_codes` (``metadata/codes.parquet``), :func:`read_dataset_json`.
     :func:`write_meds` writes events back as a MEDS folder; :func:`convert_to_meds` reads a
     source and writes it with its code descriptions (``medtorch data convert``). What each MIMIC table becomes,
     and why diagnoses are timed at discharge, is in :mod:`medtorch.ehr.mimic`.
@@ -42,6 +42,7 @@ from medtorch.ehr.icd import diagnosis_category_expr, icd_category, normalize_ic
 from medtorch.ehr.load import SOURCES, convert_to_meds, load_events, load_samples
 from medtorch.ehr.meds import (
     read_codes,
+    read_dataset_json,
     read_event_table,
     read_meds,
     read_subject_splits,
@@ -77,6 +78,7 @@ __all__ = [
     "mimic_codes",
     "normalize_icd",
     "read_codes",
+    "read_dataset_json",
     "read_event_table",
     "read_meds",
     "read_mimic3",

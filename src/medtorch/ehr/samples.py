@@ -262,7 +262,7 @@ def _event_inputs(
     ).select("subject_id", "time", "code", "numeric_value")
     timed_q = (
         ev.filter(pl.col("time").is_not_null())
-        .sort("subject_id", "time", "code")
+        .sort("subject_id", "time", "code", "numeric_value", nulls_last=True)
         .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("subject_id").alias("_r"))
     )
     static_q = (
@@ -344,7 +344,6 @@ def _event_inputs(
         )
     )
     per = hi.select("_i", "_sc").join(got, on="_i", how="left")
-    n_s = pl.col("_sc").list.len()
     per = per.select(
         "_i",
         pl.concat_list(
@@ -359,7 +358,6 @@ def _event_inputs(
             pl.col("_tv").fill_null(pl.lit([], pl.List(pl.Float32))),
         ).alias("event_values"),
     )
-    del n_s
     return per.filter(pl.col("event_codes").list.len() > 0)
 
 
