@@ -49,9 +49,10 @@ from medtorch.ehr.meds import (
     write_meds,
 )
 from medtorch.ehr.mimic import MIMIC3_TABLES, MIMIC4_TABLES, mimic_codes, read_mimic3, read_mimic4
-from medtorch.ehr.samples import CodeVocab, EhrArrays, Samples, assign_visits, build_samples
+from medtorch.ehr.samples import Samples, assign_visits, build_samples
 from medtorch.ehr.schema import EHR_CACHE_VERSION, EVENT_SCHEMA, LABEL_SCHEMA
 from medtorch.ehr.tasks import TASKS, TaskSpec, build_labels, get_task
+from medtorch.ehr.vocab import CodeVocab, EhrArrays
 
 __all__ = [
     "EHR_CACHE_VERSION",
