@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import polars as pl
@@ -65,7 +66,7 @@ def test_readmission_window_boundary_and_censoring():
         build_labels(ev, "readmission_30d", {"window_dayz": 3})
 
 
-def test_mortality_next_visit_and_next_visit_diagnosis():
+def test_mortality_next_visit_and_next_visit_diagnosis(tmp_path):
     rows = []
     rows += admission(4, 41, at(0), at(3), ["DIAGNOSIS//ICD9CM//4019", "MEDICATION//Aspirin"])
     rows += admission(
@@ -85,6 +86,10 @@ def test_mortality_next_visit_and_next_visit_diagnosis():
     ]
     assert s.frame["visit_days"][1].to_list() == [12.0, 2.0]
     assert s.cohort["label_balance"] == {"survived": 1, "died": 1}
+    assert json.loads(json.dumps(s.cohort))["samples"] == 2  # the flow is JSON for cohort.json
+    back = pl.read_parquet(s.write_labels(tmp_path / "labels.parquet"))
+    assert back.columns == ["subject_id", "prediction_time", "boolean_value", "hadm_id"]
+    assert back["boolean_value"].to_list() == [False, True]
     nd = build_samples(ev, "next_visit_diagnosis")
     assert nd.frame["label_codes"].to_list() == [["ICD9CM//428"], ["ICD10CM//E11"]]
     vocab = CodeVocab.fit(nd.subset([0]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,6 +120,12 @@ class Samples:
             c for c in ("boolean_value", "integer_value", "label_codes") if c in self.frame.columns
         ]
         return self.frame.select("subject_id", "prediction_time", *value, "hadm_id")
+
+    def write_labels(self, path: Path | str) -> Path:
+        """Write :meth:`labels` as ``labels.parquet`` (MEDS label schema) at ``path``."""
+        path = Path(path)
+        self.labels().write_parquet(path)
+        return path
 
     def subset(self, index: Sequence[int] | np.ndarray) -> Samples:
         """Rows ``index`` (the cohort and dims are kept)."""
