@@ -245,6 +245,7 @@ def test_mimic3_demo(data_dir):
     root = data_dir / "mimic3_demo"
     report: dict = {}
     ev = read_mimic3(root, report=report)
+    assert read_mimic3(root).equals(ev)  # the same rows in the same order, run after run
     adm = pl.read_csv(root / "ADMISSIONS.csv.gz", infer_schema_length=0)
     pat = pl.read_csv(root / "PATIENTS.csv.gz", infer_schema_length=0)
     assert ev.filter(pl.col("code") == "HOSPITAL_ADMISSION").height == adm.height == 129

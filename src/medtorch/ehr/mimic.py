@@ -160,11 +160,11 @@ def _admissions(
 def _deaths(adm: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
     in_hosp = (
         adm.filter(pl.col("deathtime").is_not_null())
-        .group_by("subject_id")
+        .group_by("subject_id", maintain_order=True)
         .agg(pl.col("deathtime").max(), pl.col("hadm_id").sort_by("deathtime").last())
     )
     both = patients.select("subject_id", "dod").join(
-        in_hosp, on="subject_id", how="full", coalesce=True
+        in_hosp, on="subject_id", how="full", coalesce=True, maintain_order="left_right"
     )
     died = both.filter(pl.col("deathtime").is_not_null() | pl.col("dod").is_not_null())
     return _out(
@@ -187,7 +187,9 @@ def _icd_events(
     has_code = pl.col("icd_code").is_not_null() & (pl.col("icd_code").str.strip_chars() != "")
     _count(report, f"{table}: empty ICD code", frame.height - frame.filter(has_code).height)
     frame = frame.filter(has_code)
-    joined = frame.join(adm.select("hadm_id", "dischtime"), on="hadm_id", how="left")
+    joined = frame.join(
+        adm.select("hadm_id", "dischtime"), on="hadm_id", how="left", maintain_order="left"
+    )
     t = pl.col("dischtime") if time is None else time
     joined = joined.with_columns(t.alias("_t"))
     _count(report, f"{table}: no admission with a discharge time", int(joined["_t"].null_count()))
@@ -367,7 +369,12 @@ def _read(
         )
         q = rx.lazy().with_columns(name.alias("_name"))
         if version == 3:
-            q = q.join(adm.lazy().select("hadm_id", "dischtime"), on="hadm_id", how="left")
+            q = q.join(
+                adm.lazy().select("hadm_id", "dischtime"),
+                on="hadm_id",
+                how="left",
+                maintain_order="left",
+            )
             time = pl.min_horizontal(end_of_day(start), pl.coalesce("dischtime", end_of_day(start)))
         else:
             time = pl.col(start)
@@ -449,7 +456,8 @@ def _read(
         )
     out = pl.concat(events, how="vertical", rechunk=False)
     del events
-    # table by table, not sorted: sorting 10^7 rows would copy them all (write_meds sorts)
+    # table by table in file order (deterministic), not sorted: sorting 10^7 rows would copy
+    # them all (write_meds sorts)
     rep["events"] = out.height
     rep["subjects"] = out["subject_id"].n_unique()
     return out
