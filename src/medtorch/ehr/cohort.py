@@ -176,7 +176,7 @@ def admissions(
         pl.int_range(pl.len(), dtype=pl.Int64).over("subject_id").alias("visit_idx"),
         pl.len().over("subject_id").cast(pl.Int64).alias("n_visits"),
     )
-    adm = adm.join(subj, on="subject_id", how="left")
+    adm = adm.join(subj, on="subject_id", how="left", maintain_order="left")
     midnight = pl.col("death_time") == pl.col("death_time").dt.truncate("1d")
     died = pl.col("death_time").is_not_null() & (
         (
@@ -200,7 +200,7 @@ def admissions(
         "unusable": "next_unusable",
         "died_in": "next_died_in",
     }
-    adm = adm.with_columns(
+    adm = adm.sort("subject_id", "visit_idx").with_columns(
         [pl.col(k).shift(-1).over("subject_id").alias(v) for k, v in nxt.items()]
     )
     return adm, counts, subj["subject_id"].sort()
