@@ -264,7 +264,12 @@ def write_meds(
     used = frame.select(pl.col("code").unique().sort())
     if codes is not None and "description" in codes.columns:
         used = used.join(
-            codes.select("code", pl.col("description").cast(pl.String)), on="code", how="left"
+            codes.select("code", pl.col("description").cast(pl.String)).unique(
+                "code", keep="first"
+            ),
+            on="code",
+            how="left",
+            maintain_order="left",
         )
     else:
         used = used.with_columns(pl.lit(None, pl.String).alias("description"))
