@@ -332,3 +332,15 @@ def test_mimic4_versions_birth_and_procedure_dates(tmp_path):
     bad = _write_mimic4(tmp_path / "bad", dx_version="ICD9")
     with pytest.raises(DataError, match=r"got 'ICD9' in diagnoses_icd .*ICD_VERSION row 2"):
         read_mimic4(bad, tables=["diagnoses_icd"])
+
+
+def test_other_timestamp_spellings_are_read_leniently(tmp_path):
+    rows = small_mimic3()["ADMISSIONS"]
+    rows[0][3] = "2150-01-01T08:00:00"  # ISO 'T'
+    rows[1][3] = " 2150-02-10 08:00:00.000 "  # spaces and fractional seconds
+    rows[2][4] = "2150-03-02"  # a day only
+    ev = read_mimic3(write_mimic3(tmp_path / "m", _with_admissions(rows)))
+    adm = ev.filter(pl.col("code") == "HOSPITAL_ADMISSION").sort("hadm_id")["time"].to_list()
+    assert adm == [datetime(2150, 1, 1, 8), datetime(2150, 2, 10, 8), datetime(2150, 3, 1, 10)]
+    dis = ev.filter((pl.col("code") == "HOSPITAL_DISCHARGE") & (pl.col("hadm_id") == 1003))
+    assert dis["time"].to_list() == [datetime(2150, 3, 2)]
