@@ -10,10 +10,12 @@ import pytest
 from ehr_synth import small_mimic3, write_mimic3
 from medtorch.ehr import (
     build_samples,
+    convert_to_meds,
     diagnosis_category_expr,
     icd_category,
     mimic_codes,
     normalize_icd,
+    read_codes,
     read_event_table,
     read_meds,
     read_mimic3,
@@ -187,6 +189,16 @@ def test_write_meds_round_trip(tmp_path):
     assert set(codes["code"]) == set(ev["code"])
     assert codes.filter(pl.col("code") == "LAB//50912")["description"][0] == "Creat"
     assert read_subject_splits(out).equals(splits)
+    assert read_codes(out).filter(pl.col("code") == "LAB//50912")["description"].to_list() == [
+        "Creat"
+    ]
+    # a MEDS folder converts to another MEDS folder with its splits and descriptions
+    again = convert_to_meds("meds", out, tmp_path / "meds2")
+    assert read_meds(again).equals(back) and read_subject_splits(again).equals(splits)
+    bad = splits.with_columns(pl.lit("test").alias("split"))
+    bad.write_parquet(out / "metadata" / "subject_splits.parquet")
+    with pytest.raises(DataError, match=r"got 'test' in subject_splits\.parquet"):
+        read_subject_splits(out)
 
 
 def test_meds_folder_with_a_wrong_schema_is_an_error(tmp_path):
@@ -233,6 +245,7 @@ def test_mimic3_demo(data_dir):
     root = data_dir / "mimic3_demo"
     report: dict = {}
     ev = read_mimic3(root, report=report)
+    assert read_mimic3(root).equals(ev)  # the same rows in the same order, run after run
     adm = pl.read_csv(root / "ADMISSIONS.csv.gz", infer_schema_length=0)
     pat = pl.read_csv(root / "PATIENTS.csv.gz", infer_schema_length=0)
     assert ev.filter(pl.col("code") == "HOSPITAL_ADMISSION").height == adm.height == 129
@@ -270,8 +283,6 @@ def test_mimic4_demo_and_its_meds_derivative(data_dir):
 
 
 def test_convert_to_meds_keeps_events_and_descriptions(tmp_path):
-    from medtorch.ehr import convert_to_meds
-
     src = write_mimic3(tmp_path / "m3")
     gz = __import__("gzip")
     with gz.open(src / "D_LABITEMS.csv.gz", "wt") as fh:
@@ -321,3 +332,15 @@ def test_mimic4_versions_birth_and_procedure_dates(tmp_path):
     bad = _write_mimic4(tmp_path / "bad", dx_version="ICD9")
     with pytest.raises(DataError, match=r"got 'ICD9' in diagnoses_icd .*ICD_VERSION row 2"):
         read_mimic4(bad, tables=["diagnoses_icd"])
+
+
+def test_other_timestamp_spellings_are_read_leniently(tmp_path):
+    rows = small_mimic3()["ADMISSIONS"]
+    rows[0][3] = "2150-01-01T08:00:00"  # ISO 'T'
+    rows[1][3] = " 2150-02-10 08:00:00.000 "  # spaces and fractional seconds
+    rows[2][4] = "2150-03-02"  # a day only
+    ev = read_mimic3(write_mimic3(tmp_path / "m", _with_admissions(rows)))
+    adm = ev.filter(pl.col("code") == "HOSPITAL_ADMISSION").sort("hadm_id")["time"].to_list()
+    assert adm == [datetime(2150, 1, 1, 8), datetime(2150, 2, 10, 8), datetime(2150, 3, 1, 10)]
+    dis = ev.filter((pl.col("code") == "HOSPITAL_DISCHARGE") & (pl.col("hadm_id") == 1003))
+    assert dis["time"].to_list() == [datetime(2150, 3, 2)]

@@ -137,3 +137,17 @@ def test_mimic3_demo_arrays(data_dir):
     test_rows = ~np.isin(s.subject_ids, subjects[: len(subjects) // 2])
     assert (x[test_rows] == 1).any()  # codes only seen in held-out subjects map to unknown
     assert not (x[~test_rows] == 1).any()
+
+
+def test_meds_subject_splits_are_honoured():
+    s = build_samples(_visit_events(), "mortality_next_visit")
+    splits = pl.DataFrame({"subject_id": [1, 2, 3], "split": ["train", "tuning", "held_out"]})
+    parts = s.meds_split(splits)
+    assert {k: sorted(set(v.subject_ids.tolist())) for k, v in parts.items()} == {
+        "train": [1],
+        "tuning": [2],
+        "held_out": [3],
+    }
+    assert sum(len(v) for v in parts.values()) == len(s)
+    with pytest.raises(DataError, match="subject 3"):
+        s.meds_split(splits.filter(pl.col("subject_id") != 3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import polars as pl
@@ -65,7 +66,7 @@ def test_readmission_window_boundary_and_censoring():
         build_labels(ev, "readmission_30d", {"window_dayz": 3})
 
 
-def test_mortality_next_visit_and_next_visit_diagnosis():
+def test_mortality_next_visit_and_next_visit_diagnosis(tmp_path):
     rows = []
     rows += admission(4, 41, at(0), at(3), ["DIAGNOSIS//ICD9CM//4019", "MEDICATION//Aspirin"])
     rows += admission(
@@ -85,6 +86,10 @@ def test_mortality_next_visit_and_next_visit_diagnosis():
     ]
     assert s.frame["visit_days"][1].to_list() == [12.0, 2.0]
     assert s.cohort["label_balance"] == {"survived": 1, "died": 1}
+    assert json.loads(json.dumps(s.cohort))["samples"] == 2  # the flow is JSON for cohort.json
+    back = pl.read_parquet(s.write_labels(tmp_path / "labels.parquet"))
+    assert back.columns == ["subject_id", "prediction_time", "boolean_value", "hadm_id"]
+    assert back["boolean_value"].to_list() == [False, True]
     nd = build_samples(ev, "next_visit_diagnosis")
     assert nd.frame["label_codes"].to_list() == [["ICD9CM//428"], ["ICD10CM//E11"]]
     vocab = CodeVocab.fit(nd.subset([0]))
@@ -223,6 +228,8 @@ def test_every_task_on_the_demos(data_dir, source):
     for task in TASKS:
         s = build_samples(ev, task)
         _check_flow(s)
+        if source == "mimic3":  # the same samples in the same order, run after run
+            assert build_samples(ev, task).frame.equals(s.frame)
         if s.kind == "events":
             # no input is later than the cut; the index admission's discharge codes never appear
             assert s.frame.select(pl.col("event_hours").list.max().max()).item() <= 48.0
@@ -235,3 +242,14 @@ def test_every_task_on_the_demos(data_dir, source):
         assert s.frame["prediction_time"].dtype == pl.Datetime("us") and isinstance(
             s.frame["prediction_time"][0], datetime
         )
+
+
+@pytest.mark.realdata
+def test_one_task_implementation_serves_every_source(data_dir, tmp_path):
+    from medtorch.ehr import read_meds, write_meds
+
+    ev = read_mimic3(data_dir / "mimic3_demo")
+    meds = read_meds(write_meds(ev, tmp_path / "meds"))
+    for task in ("mortality_next_visit", "in_hospital_mortality_48h"):
+        a, b = build_samples(ev, task), build_samples(meds, task)
+        assert a.frame.equals(b.frame) and a.cohort == b.cohort

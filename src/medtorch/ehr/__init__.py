@@ -11,7 +11,8 @@ Readers (polars)
     (``hosp/``, ``icu/``), :func:`read_meds` (a MEDS folder as it is),
     :func:`read_event_table` (any long CSV/Parquet table with a column mapping
     ``{subject_id, time, code, value}``), :func:`mimic_codes` (readable names from the D_*
-    dictionaries), :func:`read_subject_splits` (``metadata/subject_splits.parquet``).
+    dictionaries), :func:`read_subject_splits` (``metadata/subject_splits.parquet``),
+    :func:`read_codes` (``metadata/codes.parquet``), :func:`read_dataset_json`.
     :func:`write_meds` writes events back as a MEDS folder; :func:`convert_to_meds` reads a
     source and writes it with its code descriptions (``medtorch data convert``). What each MIMIC table becomes,
     and why diagnoses are timed at discharge, is in :mod:`medtorch.ehr.mimic`.
@@ -39,11 +40,19 @@ ICD helpers
 from medtorch.ehr.cache import default_cache_dir
 from medtorch.ehr.icd import diagnosis_category_expr, icd_category, normalize_icd
 from medtorch.ehr.load import SOURCES, convert_to_meds, load_events, load_samples
-from medtorch.ehr.meds import read_event_table, read_meds, read_subject_splits, write_meds
+from medtorch.ehr.meds import (
+    read_codes,
+    read_dataset_json,
+    read_event_table,
+    read_meds,
+    read_subject_splits,
+    write_meds,
+)
 from medtorch.ehr.mimic import MIMIC3_TABLES, MIMIC4_TABLES, mimic_codes, read_mimic3, read_mimic4
-from medtorch.ehr.samples import CodeVocab, EhrArrays, Samples, assign_visits, build_samples
+from medtorch.ehr.samples import Samples, assign_visits, build_samples
 from medtorch.ehr.schema import EHR_CACHE_VERSION, EVENT_SCHEMA, LABEL_SCHEMA
 from medtorch.ehr.tasks import TASKS, TaskSpec, build_labels, get_task
+from medtorch.ehr.vocab import CodeVocab, EhrArrays
 
 __all__ = [
     "EHR_CACHE_VERSION",
@@ -69,6 +78,8 @@ __all__ = [
     "load_samples",
     "mimic_codes",
     "normalize_icd",
+    "read_codes",
+    "read_dataset_json",
     "read_event_table",
     "read_meds",
     "read_mimic3",

@@ -227,7 +227,9 @@ def _read_table_lenient(
 def end_of_day(col: str) -> pl.Expr:
     """A day-only timestamp moved to the last microsecond of its day, so that a cut at
     hour 48 never sees an event of later that day (MIMIC-III STARTDATE, MIMIC-IV chartdate)."""
-    return pl.col(col).dt.truncate("1d") + pl.duration(days=1) - pl.duration(microseconds=1)
+    day_us = 86_400_000_000
+    start = (pl.col(col).cast(pl.Int64) // day_us) * day_us  # floor: also before 1970
+    return (start + (day_us - 1)).cast(pl.Datetime("us"))
 
 
 def first_duplicate(frame: pl.DataFrame, key: str, table: str, path: Path) -> None:

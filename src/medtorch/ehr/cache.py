@@ -103,8 +103,13 @@ def cached(
         }
         (tmp / "meta.json").write_text(json.dumps(meta, default=str, indent=1))
         if entry.exists():
-            shutil.rmtree(entry)
-        os.replace(tmp, entry)
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            os.replace(tmp, entry)
+        except OSError:
+            # another process wrote the same entry meanwhile: keep theirs
+            if not (entry / "meta.json").is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

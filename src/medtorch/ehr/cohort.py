@@ -108,22 +108,23 @@ def admissions(
     has_hadm = "hadm_id" in lf.collect_schema().names()
     hadm = pl.col("hadm_id") if has_hadm else pl.lit(None, pl.Int64)
     code = pl.col("code")
-    struct_q = (
-        lf.filter(code.str.starts_with("HOSPITAL_") | code.str.starts_with("MEDTORCH_"))
-        .filter(
-            S.is_code(S.ADMISSION) | S.is_code(S.DISCHARGE) | (code == S.DEATH_FLAG_WITHOUT_TIME)
-        )
-        .select("subject_id", "time", "code", hadm.alias("hadm_id"))
+    # one cheap pass picks the few timeline rows; the rest is numeric
+    marks_q = lf.filter(
+        code.str.starts_with("HOSPITAL_")
+        | code.str.starts_with("MEDTORCH_")
+        | code.str.starts_with("MEDS_DEATH")
+    ).select("subject_id", "time", "code", hadm.alias("hadm_id"))
+    last_q = lf.group_by("subject_id").agg(pl.col("time").max().alias("end_of_followup"))
+    marks, last = pl.collect_all([marks_q, last_q])
+    struct = marks.filter(
+        S.is_code(S.ADMISSION) | S.is_code(S.DISCHARGE) | (code == S.DEATH_FLAG_WITHOUT_TIME)
     )
-    # one pass over the events for every subject: last event time and earliest death
-    subj_q = lf.group_by("subject_id").agg(
-        pl.col("time")
-        .filter(code.str.starts_with("MEDS_DEATH") & S.is_code(S.DEATH))
-        .min()
-        .alias("death_time"),
-        pl.col("time").max().alias("end_of_followup"),
+    death = (
+        marks.filter(S.is_code(S.DEATH) & pl.col("time").is_not_null())
+        .group_by("subject_id")
+        .agg(pl.col("time").min().alias("death_time"))
     )
-    struct, subj = pl.collect_all([struct_q, subj_q])
+    subj = last.join(death, on="subject_id", how="left")
     counts: dict[str, int] = {}
     dedup = struct.unique(maintain_order=True)
     counts["duplicate admission/discharge rows removed"] = struct.height - dedup.height
@@ -175,7 +176,7 @@ def admissions(
         pl.int_range(pl.len(), dtype=pl.Int64).over("subject_id").alias("visit_idx"),
         pl.len().over("subject_id").cast(pl.Int64).alias("n_visits"),
     )
-    adm = adm.join(subj, on="subject_id", how="left")
+    adm = adm.join(subj, on="subject_id", how="left", maintain_order="left")
     midnight = pl.col("death_time") == pl.col("death_time").dt.truncate("1d")
     died = pl.col("death_time").is_not_null() & (
         (
@@ -199,7 +200,7 @@ def admissions(
         "unusable": "next_unusable",
         "died_in": "next_died_in",
     }
-    adm = adm.with_columns(
+    adm = adm.sort("subject_id", "visit_idx").with_columns(
         [pl.col(k).shift(-1).over("subject_id").alias(v) for k, v in nxt.items()]
     )
     return adm, counts, subj["subject_id"].sort()

@@ -163,7 +163,7 @@ def convert_to_meds(
 
     >>> convert_to_meds("mimic3", "$MEDTORCH_DATA/mimic3_demo", "runs/mimic3_meds")  # doctest: +SKIP
     """
-    from medtorch.ehr.meds import read_subject_splits, write_meds
+    from medtorch.ehr.meds import read_codes, read_subject_splits, write_meds
     from medtorch.ehr.mimic import mimic_codes
 
     path = Path(path)
@@ -174,9 +174,7 @@ def convert_to_meds(
         codes = mimic_codes(path, version=3 if source == "mimic3" else 4)
     elif source == "meds":
         splits = read_subject_splits(path)
-        codes_path = path / "metadata" / "codes.parquet"
-        if codes_path.is_file():
-            codes = pl.read_parquet(codes_path)
+        codes = read_codes(path)
     return write_meds(
         events,
         out_dir,

@@ -88,6 +88,23 @@ def read_subject_splits(folder: Path | str) -> pl.DataFrame | None:
     return frame
 
 
+def read_codes(folder: Path | str) -> pl.DataFrame | None:
+    """``metadata/codes.parquet`` (``code``, ``description``, ...), or None when absent;
+    the readable names of the codes for reports."""
+    path = Path(folder) / "metadata" / "codes.parquet"
+    if not path.is_file():
+        return None
+    frame = pl.read_parquet(path)
+    if "code" not in frame.columns:
+        raise DataError(
+            f"expected a column 'code', got {frame.columns} in {path.name}; "
+            "MEDS codes.parquet has code and description"
+        )
+    if "description" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("description"))
+    return frame
+
+
 def read_dataset_json(folder: Path | str) -> dict[str, Any]:
     """``metadata/dataset.json`` as a dict ({} when absent)."""
     path = Path(folder) / "metadata" / "dataset.json"
@@ -247,7 +264,12 @@ def write_meds(
     used = frame.select(pl.col("code").unique().sort())
     if codes is not None and "description" in codes.columns:
         used = used.join(
-            codes.select("code", pl.col("description").cast(pl.String)), on="code", how="left"
+            codes.select("code", pl.col("description").cast(pl.String)).unique(
+                "code", keep="first"
+            ),
+            on="code",
+            how="left",
+            maintain_order="left",
         )
     else:
         used = used.with_columns(pl.lit(None, pl.String).alias("description"))

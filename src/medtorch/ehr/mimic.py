@@ -73,7 +73,8 @@ def _locate(root: Path, name: str, subdirs: tuple[str, ...], source: str) -> Pat
     return path
 
 
-def _out(frame: pl.DataFrame, code: pl.Expr, time: str | pl.Expr, **extra: pl.Expr) -> pl.DataFrame:
+def _out(frame: Any, code: pl.Expr, time: str | pl.Expr, **extra: pl.Expr) -> Any:
+    """The canonical columns from a source frame (eager or lazy, returned alike)."""
     t = pl.col(time) if isinstance(time, str) else time
     return frame.select(
         pl.col("subject_id"),
@@ -159,11 +160,11 @@ def _admissions(
 def _deaths(adm: pl.DataFrame, patients: pl.DataFrame) -> pl.DataFrame:
     in_hosp = (
         adm.filter(pl.col("deathtime").is_not_null())
-        .group_by("subject_id")
+        .group_by("subject_id", maintain_order=True)
         .agg(pl.col("deathtime").max(), pl.col("hadm_id").sort_by("deathtime").last())
     )
     both = patients.select("subject_id", "dod").join(
-        in_hosp, on="subject_id", how="full", coalesce=True
+        in_hosp, on="subject_id", how="full", coalesce=True, maintain_order="left_right"
     )
     died = both.filter(pl.col("deathtime").is_not_null() | pl.col("dod").is_not_null())
     return _out(
@@ -186,7 +187,9 @@ def _icd_events(
     has_code = pl.col("icd_code").is_not_null() & (pl.col("icd_code").str.strip_chars() != "")
     _count(report, f"{table}: empty ICD code", frame.height - frame.filter(has_code).height)
     frame = frame.filter(has_code)
-    joined = frame.join(adm.select("hadm_id", "dischtime"), on="hadm_id", how="left")
+    joined = frame.join(
+        adm.select("hadm_id", "dischtime"), on="hadm_id", how="left", maintain_order="left"
+    )
     t = pl.col("dischtime") if time is None else time
     joined = joined.with_columns(t.alias("_t"))
     _count(report, f"{table}: no admission with a discharge time", int(joined["_t"].null_count()))
@@ -360,27 +363,32 @@ def _read(
             )
         else:
             name = drug
-        rx = rx.with_columns(name.alias("_name"))
-        missing = rx.filter(
-            pl.col("_name").is_null() | (pl.col("_name") == "") | pl.col(start).is_null()
-        )
-        _count(rep, f"{table}: no drug or no start time", missing.height)
-        rx = rx.filter(
+        # one lazy query: polars fuses naming, filtering, the join and the output columns
+        valid = (
             pl.col("_name").is_not_null() & (pl.col("_name") != "") & pl.col(start).is_not_null()
         )
+        q = rx.lazy().with_columns(name.alias("_name"))
         if version == 3:
-            rx = rx.join(adm.select("hadm_id", "dischtime"), on="hadm_id", how="left")
+            q = q.join(
+                adm.lazy().select("hadm_id", "dischtime"),
+                on="hadm_id",
+                how="left",
+                maintain_order="left",
+            )
             time = pl.min_horizontal(end_of_day(start), pl.coalesce("dischtime", end_of_day(start)))
         else:
             time = pl.col(start)
-        events.append(
-            _out(
-                rx,
-                pl.concat_str([pl.lit("MEDICATION//"), pl.col("_name")]),
-                time,
-                hadm_id=pl.col("hadm_id"),
-            )
+        n_valid_q = q.select(valid.sum().alias("n"))
+        out_q = _out(
+            q.filter(valid),
+            pl.concat_str([pl.lit("MEDICATION//"), pl.col("_name")]),
+            time,
+            hadm_id=pl.col("hadm_id"),
         )
+        rx_events, n_valid = pl.collect_all([out_q, n_valid_q])
+        _count(rep, f"{table}: no drug or no start time", rx.height - int(n_valid["n"][0]))
+        del rx
+        events.append(rx_events)
     if "labevents" in wanted:
         path, table = locate("labevents")
         lab = read_table(
@@ -448,7 +456,8 @@ def _read(
         )
     out = pl.concat(events, how="vertical", rechunk=False)
     del events
-    # table by table, not sorted: sorting 10^7 rows would copy them all (write_meds sorts)
+    # table by table in file order (deterministic), not sorted: sorting 10^7 rows would copy
+    # them all (write_meds sorts)
     rep["events"] = out.height
     rep["subjects"] = out["subject_id"].n_unique()
     return out

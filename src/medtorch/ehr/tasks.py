@@ -204,7 +204,12 @@ def _next_visit_diagnosis(
     dxv = assign_visits(dx, adm)
     assert isinstance(dxv, pl.DataFrame)
     cats = dxv.group_by("visit_id").agg(pl.col("category").unique().sort().alias("label_codes"))
-    rows = rows.join(cats.rename({"visit_id": "next_visit_id"}), on="next_visit_id", how="left")
+    rows = rows.join(
+        cats.rename({"visit_id": "next_visit_id"}),
+        on="next_visit_id",
+        how="left",
+        maintain_order="left",
+    )
     empty = pl.col("label_codes").is_null() | (pl.col("label_codes").list.len() == 0)
     flow.exclude("next admission has no diagnosis code", rows.filter(empty).height)
     rows = rows.filter(~empty)
