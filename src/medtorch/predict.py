@@ -113,7 +113,9 @@ def predict_to_csv(
         raise ConfigError(fmt("a task that reads new inputs", cfg.task.name, str(run_dir),
                               "this task has no input reader for medtorch predict"))  # fmt: skip
     encoder = load_encoder(run_dir, cfg)
-    read = task.reader(Path(input_path), spec["hints"])
+    # the run's task params ride along, for readers whose format has a setting (svmlight
+    # zero_based): predict must read a file as training did
+    read = task.reader(Path(input_path), {**spec["hints"], "task_params": dict(cfg.task.params)})
     inputs = encoder.transform(read.inputs)
     proba = _proba(
         model, [inputs[n] for n in spec["inputs"]], tta=cfg.eval.tta and task.tta(cfg.task.params)

@@ -29,10 +29,24 @@ def _bad_line(raw: bytes) -> int | None:
     return None
 
 
+def _first_zero_index(raw: bytes) -> int | None:
+    """1-based number of the first line with feature index 0, if any."""
+    for i, line in enumerate(raw.splitlines(), 1):
+        tokens = line.split(b"#", 1)[0].split()[1:]  # after the label
+        if any(t.partition(b":")[0].strip(b"0") == b"" and b":" in t for t in tokens):
+            return i
+    return None
+
+
 def read_svmlight(
-    path: Path | str, n_features: int | None = None
+    path: Path | str, n_features: int | None = None, zero_based: bool = False
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Read an svmlight file; returns X (scipy CSR, float32) and y (int64, 0/1).
+
+    Feature indices are 1-based, the svmlight / libsvm convention (``zero_based=True``
+    for files numbered from 0). The convention is fixed, never guessed from the file:
+    scikit-learn's "auto" turns a whole file zero-based when one line holds index 0,
+    which shifts every feature of that file against the model's columns.
 
     >>> # X, y = read_svmlight("cse6250_course/patients.svmlight.gz")  # (836, 3179)
     """
@@ -50,8 +64,16 @@ def read_svmlight(
         raise DataError(
             f"expected a readable svmlight file, got {exc} in {path}; re-download or re-compress it"
         ) from None
+    if not zero_based and (line := _first_zero_index(raw)) is not None:
+        raise DataError(
+            f"expected 1-based feature indices (the svmlight convention), got index 0 in "
+            f"{path} line {line}; number the features from 1, or set task.params.zero_based: "
+            "true if the whole file counts from 0"
+        )
     try:
-        X, y = load_svmlight_file(io.BytesIO(raw), n_features=n_features, dtype=np.float32)
+        X, y = load_svmlight_file(
+            io.BytesIO(raw), n_features=n_features, dtype=np.float32, zero_based=zero_based
+        )
     except ValueError as exc:
         line = _bad_line(raw)
         where = f"{path} line {line}" if line else str(path)
