@@ -143,7 +143,13 @@ def _grouped_kfold(ds: ArrayDataset, cfg: SplitConfig) -> Split:
             "pick an existing fold"
         )
     kf = StratifiedGroupKFold(n_splits=cfg.n_folds, shuffle=True, random_state=cfg.seed)
-    folds = [test for _, test in kf.split(np.zeros(len(ds)), ds.y, ds.groups)]
+    try:
+        folds = [test for _, test in kf.split(np.zeros(len(ds)), ds.y, ds.groups)]
+    except ValueError as exc:  # e.g. every class has fewer rows than folds
+        raise SplitError(
+            f"expected enough rows of each class for {cfg.n_folds} folds, got {len(ds)} rows "
+            f"({exc}) in split.n_folds; use fewer folds or more data"
+        ) from None
     test, valid = folds[cfg.fold], folds[(cfg.fold + 1) % cfg.n_folds]
     train = np.setdiff1d(np.arange(len(ds)), np.concatenate([test, valid]))
     return {"train": train, "valid": valid, "test": test}

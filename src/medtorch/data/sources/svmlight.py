@@ -17,6 +17,8 @@ from sklearn.datasets import load_svmlight_file
 
 from medtorch.errors import DataError
 
+MAX_FEATURES = 1_000_000  # tasks densify X; the CSE6250 lab's file has 3,179
+
 
 def _bad_line(raw: bytes) -> int | None:
     """1-based number of the first line that does not look like svmlight, if any."""
@@ -74,13 +76,18 @@ def read_svmlight(
         X, y = load_svmlight_file(
             io.BytesIO(raw), n_features=n_features, dtype=np.float32, zero_based=zero_based
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: an index past int64
         line = _bad_line(raw)
         where = f"{path} line {line}" if line else str(path)
         raise DataError(
             f"expected 'label index:value ...' lines, got a parse error ({exc}) in "
             f"{where}; fix that line"
         ) from None
+    if X.shape[1] > MAX_FEATURES:  # densified later: a stray huge index would exhaust memory
+        raise DataError(
+            f"expected feature indices up to {MAX_FEATURES:,}, got {X.shape[1]:,} in {path}; "
+            "fix the line with that index (a typo or another file's format)"
+        )
     labels = set(np.unique(y).tolist())
     if labels <= {0.0, 1.0}:
         y_int = y.astype(np.int64)
