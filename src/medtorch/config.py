@@ -371,10 +371,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def is_bare_recipe_name(arg: str) -> bool:
-    """True for a recipe *name* (``lab2_seizure_cnn``), looked up in the recipe folders;
+    """True for a recipe *name* (``my_recipe``), looked up in the recipe folders;
     anything with a path separator or a YAML suffix is a path and must exist as given.
 
-    >>> is_bare_recipe_name("lab2_seizure_cnn"), is_bare_recipe_name("my/lab2_seizure_cnn.yaml")
+    >>> is_bare_recipe_name("my_recipe"), is_bare_recipe_name("runs/my_recipe.yaml")
     (True, False)
     """
     return not any(sep in arg for sep in ("/", "\\")) and not arg.endswith((".yaml", ".yml"))
@@ -398,8 +398,8 @@ def load_config(
         if not path.is_file():
             from medtorch.recipes import recipe_path
 
-            # only a bare name is looked up: "my/lab2_seizure_cnn.yaml" that does not exist
-            # must not train the shipped lab2_seizure_cnn
+            # only a bare name is looked up: "elsewhere/<shipped name>.yaml" that does not
+            # exist must not train the shipped recipe of that name
             resolved = recipe_path(str(source)) if is_bare_recipe_name(str(source)) else None
             if resolved is None:
                 what = "a folder" if path.is_dir() else "no such file"

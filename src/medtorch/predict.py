@@ -113,8 +113,8 @@ def predict_to_csv(
         raise ConfigError(fmt("a task that reads new inputs", cfg.task.name, str(run_dir),
                               "this task has no input reader for medtorch predict"))  # fmt: skip
     encoder = load_encoder(run_dir, cfg)
-    # the run's task params ride along, for readers whose format has a setting (svmlight
-    # zero_based): predict must read a file as training did
+    # the run's task params ride along, for readers whose format has a setting (an index
+    # convention, say): predict must read a file as training did
     read = task.reader(Path(input_path), {**spec["hints"], "task_params": dict(cfg.task.params)})
     inputs = encoder.transform(read.inputs)
     proba = _proba(

@@ -207,8 +207,8 @@ def check_output_file(
 
     Refused, each in one line naming ``out``: a folder, a path under an existing file, a
     file inside a run's ``checkpoints/`` or one of a run's own files (``runs``), one of the
-    command's ``inputs`` (a WFDB record stem covers its .hea/.dat/.atr), and a parent folder
-    that cannot be created or written.
+    command's ``inputs`` or an existing ``<input>.<ext>`` beside it (an input given as a
+    stem names its files so), and a parent folder that cannot be created or written.
     """
     out = Path(out)
     if out.is_dir():
@@ -223,8 +223,8 @@ def check_output_file(
             )
     for inp in inputs:
         inp = Path(inp)
-        same = _same(out, inp) or any(
-            _same(out, Path(f"{inp}{ext}")) for ext in (".hea", ".dat", ".atr", ".qrs")
+        same = _same(out, inp) or (
+            out.is_file() and _same(out.parent, inp.parent) and out.name.startswith(f"{inp.name}.")
         )
         if same or (inp.is_dir() and _inside(out, inp) and out.exists()):
             raise ConfigError(f"expected an output path that is not an input, got {str(out)!r} "
