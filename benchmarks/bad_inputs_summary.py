@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def run_all() -> list[dict[str, str]]:
                 v, msg = "traceback", f"{type(exc).__name__}: {exc}"
             for old, new in ((folder, "$TMP"), (Path(tmp), "$TMP"), (REPO, ".")):
                 msg = msg.replace(str(old), new)
+            msg = re.sub(r"-\d{8}-\d{6}(-\d+)?", "-STAMP", msg)  # run folder names
             rows.append({"id": case.id, "area": case.area, "what": case.what,
                          "outcome": case.outcome, "verdict": v, "message": msg[:300]})  # fmt: skip
     return rows

@@ -222,8 +222,8 @@ class TrainerConfig(_Section):
     def _no_workers(cls, v: int) -> int:
         if v != 0:  # accepting and ignoring it would promise parallel loading that never runs
             raise ValueError(
-                "expected 0 (medtorch batches in-memory arrays in the main process; there are "
-                "no loader workers to start), so remove the key"
+                "expected 0 (medtorch batches in-memory arrays in the main process: there are "
+                "no loader workers to start)"
             )
         return v
 

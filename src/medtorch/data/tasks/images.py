@@ -48,6 +48,9 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
     if not path.is_file():
         raise DataError(fmt("a MedMNIST .npz file", str(path), "task.params.file",
                             "run `medtorch data info medmnist` for where to put it"))  # fmt: skip
+    if not zipfile.is_zipfile(path):  # else numpy tries it as a pickle and suggests unpickling
+        raise DataError(fmt("a .npz (zip) archive", "a file that is not one", str(path),
+                            "re-fetch it (medtorch data fetch medmnist)"))  # fmt: skip
     try:
         npz = np.load(path)
         arrays = {k: npz[k] for k in npz.files}
@@ -195,8 +198,8 @@ def read_ham10000(folder: Path) -> tuple[list[dict[str, str]], int]:
     first: dict[str, int] = {}
     for i, r in enumerate(read, start=2):  # line numbers as an editor shows them
         if r["image_id"] in first:  # one image twice would sit in two partitions or count twice
-            raise DataError(fmt("each image_id once", f"{r['image_id']!r} again",
-                                f"{meta} lines {first[r['image_id']]} and {i} field image_id",
+            raise DataError(fmt("each image_id once", r["image_id"],
+                                f"{meta} line {i} field image_id (also on line {first[r['image_id']]})",
                                 "drop the duplicate row"))  # fmt: skip
         first[r["image_id"]] = i
         if not (r["dx"] or "").strip():
