@@ -55,7 +55,7 @@ def test_metric_argument_errors_are_project_errors() -> None:
     from medtorch.metrics.ordinal import decision_report, ordinal_report
 
     y, p = np.array([0, 1, 2]), np.eye(3)
-    with pytest.raises(MedtorchError, match="referable_from in 1..2"):
+    with pytest.raises(MedtorchError, match=r"referable_from in 1\.\.2"):
         ordinal_report(y, p, list("abc"), referable_from=0, n_bootstrap=0)
     with pytest.raises(MedtorchError, match=r"decision_report\(positive\)"):
         decision_report(y, p, list("abc"), positive=[0, 1, 2], n_bootstrap=0)
