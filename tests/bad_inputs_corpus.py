@@ -587,7 +587,7 @@ CASES: list[Case] = [
          lambda c: _mnist(c, test_labels=None)),
     Case("npz-label-count", "MedMNIST npz", "5 labels for 6 images", "labels (one per image)",
          lambda c: _mnist(c, val_labels=np.zeros((5, 1), int))),
-    Case("npz-not-zip", "MedMNIST npz", "a text file named .npz", "a .npz (zip) archive",
+    Case("npz-not-zip", "MedMNIST npz", "a text file named .npz", "not a zip archive",
          lambda c: (_bytes(c.data / "medmnist" / "retinamnist.npz", b"not a zip"),
                     _train(c, recipe_arg="retinamnist_resnet18"))[1]),
     # -- run folders --------------------------------------------------------------------------

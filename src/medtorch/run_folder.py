@@ -26,6 +26,7 @@ from medtorch.errors import ConfigError, DataError
 # what `medtorch train` writes into a run folder (checkpoints/ aside)
 RUN_FILES = ("config.yaml", "cohort.json", "splits.json", "normalizer.json", "model.json",
              "history.csv", "metrics.json", "predictions_test.csv", "report.html")  # fmt: skip
+OUTPUT_SUFFIXES = (".csv", ".json", ".onnx")  # what the commands write: may be replaced
 _RETRAIN = "train the run again, or restore the file from a copy of the run folder"
 
 
@@ -207,8 +208,9 @@ def check_output_file(
 
     Refused, each in one line naming ``out``: a folder, a path under an existing file, a
     file inside a run's ``checkpoints/`` or one of a run's own files (``runs``), one of the
-    command's ``inputs`` or an existing ``<input>.<ext>`` beside it (an input given as a
-    stem names its files so), and a parent folder that cannot be created or written.
+    command's ``inputs`` or, for an input given as a stem, an existing ``<stem>.<ext>``
+    beside it (its own files; an earlier ``.csv`` / ``.json`` / ``.onnx`` output may be
+    replaced), and a parent folder that cannot be created or written.
     """
     out = Path(out)
     if out.is_dir():
@@ -223,8 +225,12 @@ def check_output_file(
             )
     for inp in inputs:
         inp = Path(inp)
-        same = _same(out, inp) or (
-            out.is_file() and _same(out.parent, inp.parent) and out.name.startswith(f"{inp.name}.")
+        same = _same(out, inp) or (  # a stem's own file, not an earlier output beside it
+            not inp.exists()
+            and out.is_file()
+            and out.suffix.lower() not in OUTPUT_SUFFIXES
+            and _same(out.parent, inp.parent)
+            and out.name.startswith(f"{inp.name}.")
         )
         if same or (inp.is_dir() and _inside(out, inp) and out.exists()):
             raise ConfigError(f"expected an output path that is not an input, got {str(out)!r} "

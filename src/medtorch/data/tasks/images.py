@@ -49,8 +49,10 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
         raise DataError(fmt("a MedMNIST .npz file", str(path), "task.params.file",
                             "run `medtorch data info medmnist` for where to put it"))  # fmt: skip
     if not zipfile.is_zipfile(path):  # else numpy tries it as a pickle and suggests unpickling
-        raise DataError(fmt("a .npz (zip) archive", "a file that is not one", str(path),
-                            "re-fetch it (medtorch data fetch medmnist)"))  # fmt: skip
+        raise DataError(
+            f"expected a readable .npz archive, got a file that is not a zip archive in {path}; "
+            "re-fetch it (medtorch data fetch medmnist)"
+        )
     try:
         npz = np.load(path)
         arrays = {k: npz[k] for k in npz.files}
