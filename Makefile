@@ -45,7 +45,7 @@ unit: install-test
 test: lint typecheck unit
 
 bench: install-test
-	$(BIN)/python benchmarks/bench_lab_seizure.py
+	$(BIN)/python benchmarks/speed/lab_seizure.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

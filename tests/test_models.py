@@ -75,6 +75,45 @@ def test_overfits_one_small_batch(name: str) -> None:
     assert loss.item() < first
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_deterministic_given_the_seed(name: str) -> None:
+    model, inputs, _ = _build(name)
+    model.eval()
+    with torch.no_grad():
+        first = model(*inputs)
+        again = model(*inputs)
+        rebuilt = _build(name)[0].eval()(*inputs)
+    assert torch.equal(first, again), f"{name}: two eval passes differ"
+    assert torch.equal(first, rebuilt), f"{name}: the same seed built a different model"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_samples_do_not_see_each_other(name: str) -> None:
+    # eval mode: a sample's logits are the same alone as in its batch
+    model, inputs, _ = _build(name)
+    model.eval()
+    with torch.no_grad():
+        batch = model(*inputs)
+        for i in (0, 5, BATCH - 1):
+            alone = model(*[x[i : i + 1] for x in inputs])
+            assert torch.allclose(alone[0], batch[i], atol=1e-5), f"{name}: sample {i} differs"
+
+
+CODE_MODELS = [n for n in list_models() if get_entry(n).example.has_codes]
+
+
+@pytest.mark.parametrize("name", CODE_MODELS)
+def test_padding_does_not_change_the_output(name: str) -> None:
+    # two more padding visits (or events) and two more padding codes per visit
+    ex = get_entry(name).example
+    model, inputs, _ = _build(name)
+    model.eval()
+    padded = ex.pad_inputs(inputs, 2)
+    assert padded[0].shape[1] == inputs[0].shape[1] + 2
+    with torch.no_grad():
+        assert torch.allclose(model(*padded), model(*inputs), atol=1e-5)
+
+
 def test_every_model_has_a_description() -> None:
     assert all(model_info(n) for n in list_models())
 
@@ -113,6 +152,8 @@ def test_list_models_pattern() -> None:
     assert list_models("lab_*") == ["lab_cnn"]
     assert list_models("nothing*") == []
     assert {"mlp", "lab_cnn", "gru", "lstm", "resnet1d"} <= set(list_models())
+    assert list_models("visit_*") == ["visit_gru", "visit_lstm", "visit_transformer"]
+    assert list_models("event_*") == ["event_gru", "event_transformer"]
     assert "n_times" in model_params("lab_cnn")
 
 

@@ -152,7 +152,7 @@ def test_operating_point_is_the_most_sensitive_with_the_cv_ppv_floor(method: str
         # the same CV by hand: Se and +P at the chosen offset, and no lower offset keeps +P
         pick = y <= 1
         z, t = rr[pick, :2].astype(np.float64), (y[pick] == 1).astype(int)
-        est = RRGate(2, n_classes=3, method=method, weight=10.0)._estimator()
+        est = RRGate(2, n_classes=3, method=method, weight=10.0).estimator()
         if method == "logistic":
             from sklearn.pipeline import make_pipeline
             from sklearn.preprocessing import StandardScaler

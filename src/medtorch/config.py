@@ -384,11 +384,15 @@ def load_config(
     source: str | Path | dict[str, Any],
     overrides: list[str] | None = None,
     where: str | None = None,
+    *,
+    migrate: bool = False,
 ) -> RunConfig:
     """Read a recipe (path, bare recipe name or mapping), apply ``--set`` overrides, validate.
 
     ``where`` names a mapping's origin in errors (e.g. the run folder's config.yaml).
-    Raises :class:`ConfigError` with one line naming the file and key on any problem.
+    ``migrate``: move the keys of :data:`MOVED_KEYS` to their new place first (a run
+    folder's config.yaml written before they moved). Raises :class:`ConfigError` with one
+    line naming the file and key on any problem.
     """
     if isinstance(source, dict):
         raw, where = dict(source), where or "config"
@@ -416,6 +420,8 @@ def load_config(
                 f"expected a mapping at the top of {where}, got {type(raw).__name__}; "
                 "write sections such as data:, task:, model:"
             )
+    if migrate:
+        raw = migrate_moved_keys(raw)
     raw = apply_overrides(raw, list(overrides or []))
     try:
         return RunConfig.model_validate(raw)

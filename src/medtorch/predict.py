@@ -21,9 +21,14 @@ from medtorch.pipeline import load_encoder, restore_model
 
 
 def _proba(
-    model: torch.nn.Module, inputs: list[np.ndarray], batch: int = 4096, tta: bool = False
+    model: torch.nn.Module,
+    inputs: list[np.ndarray],
+    batch: int = 4096,
+    tta: bool = False,
+    multilabel: bool = False,
 ) -> np.ndarray:
-    """Softmax probabilities in batches; ``tta`` averages signal views as the trainer does."""
+    """Softmax probabilities (``multilabel``: a sigmoid per label) in batches; ``tta``
+    averages signal views as the trainer does."""
     views = [inputs[0]]
     if tta and inputs[0].ndim == 3:
         x = inputs[0]
@@ -34,7 +39,9 @@ def _proba(
         with torch.inference_mode():
             for i in range(0, len(view), batch):
                 chunk = [torch.as_tensor(a[i : i + batch]) for a in (view, *inputs[1:])]
-                out.append(torch.softmax(model(*chunk).double(), 1).numpy())
+                logits = model(*chunk).double()
+                prob = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
+                out.append(prob.numpy())
         p = np.concatenate(out) if out else np.zeros((0, 0))
         total = p if total is None else total + p
     assert total is not None
@@ -113,13 +120,11 @@ def predict_to_csv(
         raise ConfigError(fmt("a task that reads new inputs", cfg.task.name, str(run_dir),
                               "this task has no input reader for medtorch predict"))  # fmt: skip
     encoder = load_encoder(run_dir, cfg)
-    # the run's task params ride along, for readers whose format has a setting (an index
-    # convention, say): predict must read a file as training did
-    read = task.reader(Path(input_path), {**spec["hints"], "task_params": dict(cfg.task.params)})
+    read = task.reader(Path(input_path), spec["hints"], dict(cfg.task.params))
     inputs = encoder.transform(read.inputs)
-    proba = _proba(
-        model, [inputs[n] for n in spec["inputs"]], tta=cfg.eval.tta and task.tta(cfg.task.params)
-    )
+    proba = _proba(model, [inputs[n] for n in spec["inputs"]],
+                   tta=cfg.eval.tta and task.tta(cfg.task.params),
+                   multilabel=task.metrics[0] == "multilabel")  # fmt: skip
     classes = spec["class_names"]
     labels = read.labels
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,8 @@ def _two_stage(
 def _group_labels(ds: ArrayDataset, uniq: np.ndarray, inverse: np.ndarray) -> np.ndarray:
     """Most frequent label of each group (stratifies grouped splits by group label)."""
     counts = np.zeros((len(uniq), max(ds.n_classes, 1)), dtype=np.int64)
+    if ds.strata is None:  # multi-label: groups are not stratified
+        return np.zeros(len(uniq), dtype=np.int64)
     np.add.at(counts, (inverse, ds.y), 1)
     return counts.argmax(axis=1)
 
@@ -143,8 +145,9 @@ def _grouped_kfold(ds: ArrayDataset, cfg: SplitConfig) -> Split:
             "pick an existing fold"
         )
     kf = StratifiedGroupKFold(n_splits=cfg.n_folds, shuffle=True, random_state=cfg.seed)
+    strata = ds.strata if ds.strata is not None else np.zeros(len(ds), dtype=np.int64)
     try:
-        folds = [test for _, test in kf.split(np.zeros(len(ds)), ds.y, ds.groups)]
+        folds = [test for _, test in kf.split(np.zeros(len(ds)), strata, ds.groups)]
     except ValueError as exc:  # e.g. every class has fewer rows than folds
         raise SplitError(
             f"expected enough rows of each class for {cfg.n_folds} folds, got {len(ds)} rows "
@@ -182,7 +185,7 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
     if cfg.method == "random":
         split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, None)))
     elif cfg.method == "stratified":
-        split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, ds.y)))
+        split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, ds.strata)))
     elif cfg.method == "grouped_kfold":
         split = _grouped_kfold(ds, cfg)
     elif cfg.method == "protocol":
@@ -280,7 +283,8 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
     partitions = {}
     for name in PARTS:
         sub = split[name]
-        counts = np.bincount(ds.y[sub], minlength=ds.n_classes)
+        counts = (ds.y[sub].sum(0) if ds.multilabel
+                  else np.bincount(ds.y[sub], minlength=ds.n_classes))  # fmt: skip
         partitions[name] = {
             "n": len(sub),
             "n_groups": len(np.unique(ds.groups[sub])),
@@ -317,7 +321,8 @@ def _classes_without_rows(ds: ArrayDataset, split: Split) -> dict[str, list[str]
     source = ds.meta.get("source") or "the dataset"
 
     def missing(rows: np.ndarray) -> list[str]:
-        counts = np.bincount(ds.y[rows], minlength=ds.n_classes)
+        y = ds.y[rows]
+        counts = y.sum(axis=0) if y.ndim == 2 else np.bincount(y, minlength=ds.n_classes)
         return [c for c, k in zip(ds.class_names, counts) if k == 0]
 
     out = {"dataset": missing(np.arange(len(ds))), **{p: missing(split[p]) for p in PARTS}}

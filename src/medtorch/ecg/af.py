@@ -99,6 +99,8 @@ def af_rr_features(
 
 
 def record_af_windows(args: tuple[Path, str, float, float | None, bool, bool]) -> dict[str, Any]:
+    """AF windows of one record: the job ``(stem, lead, window_s, target_fs_hz, filter, with_rr)``
+    of :func:`medtorch.data.tasks.mitdb.mitdb_af_windows`, run in a worker process."""
     stem, lead, window_s, target_fs_hz, filter, with_rr = args
     rec = read_record(stem)
     i, used = select_lead(rec.sig_names, lead)

@@ -39,7 +39,7 @@ T_REGION_S = (0.06, 0.45)
 # whose median beat is an APC. Fewer than MIN_REFERENCE_BEATS on time: all beats.
 # "auto": "on_time" where fewer than AUTO_ON_TIME_BELOW of the beats are on time (premature
 # beats dominate; 0.25: every DS1 record has at least 0.31, DS1 records stripped of normal
-# beats down to 232's mix 0.10-0.20; benchmarks/ecg_morph_reference.py), else "all"
+# beats down to 232's mix 0.10-0.20; benchmarks/ecg/morph_reference.py), else "all"
 # ("on_time" everywhere costs DS1 leave-one-record-out S F1 72.6 -> 57.8: in AF it takes
 # the reference from the long-RR beats only).
 MORPH_REFERENCES = ("all", "on_time", "auto")
@@ -152,7 +152,7 @@ def morphology_measures(
     itself patient-specific (noise, P amplitude), so each measure is a robust z-score within
     the record (:func:`robust_z`), as the RR features are ratios to the record's rhythm.
     Raw, the same measures hurt a gate on new patients; z-scored, they help: chosen by
-    leave-one-record-out CV inside DS1 (benchmarks/ecg_gate_morphology.py).
+    leave-one-record-out CV inside DS1 (benchmarks/ecg/gate_morphology.py).
     """
     n = xp.shape[-1]
 
@@ -234,6 +234,8 @@ def _check_reference(reference: str) -> None:
 
 
 def check_morph(patient_norm: bool, morph_features: bool, reference: str) -> None:
+    """ConfigError unless ``reference`` is one of :data:`MORPH_REFERENCES` and
+    ``morph_features`` comes with ``patient_norm``."""
     _check_reference(reference)
     if morph_features and not patient_norm:
         raise ConfigError(

@@ -68,7 +68,7 @@ def predict_proba(
 # QRS onset, ~35 ms early, and the classifier was trained on windows centred on the
 # annotated R peak), then Pan and Tompkins' T-wave rules (:func:`drop_t_waves`). "xqrs":
 # wfdb's XQRS. On the DS1 records, against their annotations
-# (benchmarks/ecg_qrs_detectors.py): gqrs Se 99.79 / +P 99.32, 44 of 3,788 V beats
+# (benchmarks/ecg/qrs_detectors.py): gqrs Se 99.79 / +P 99.32, 44 of 3,788 V beats
 # missed; XQRS Se 98.67 / +P 98.65, 442 V beats missed.
 DETECTORS = ("gqrs", "xqrs")
 
@@ -141,10 +141,11 @@ def drop_t_waves(detections: np.ndarray, lead: np.ndarray, fs_hz: float) -> np.n
     return det[keep]
 
 
-def _beats(
+def record_beat_samples(
     stem: Path, raw: np.ndarray, fs_in: float, use_annotations: bool, ext: str,
     detector: str = "gqrs",
 ) -> tuple[np.ndarray, np.ndarray, str]:  # fmt: skip
+    """Beat samples, symbols and their source: the ``ext`` annotations, else ``detector``."""
     if use_annotations and Path(f"{stem}.{ext}").is_file():
         ann = read_annotations(stem, ext, fs_hz=fs_in)
         keep = np.isin(ann.symbol, list(BEAT_SYMBOLS)) & (ann.sample < len(raw))
@@ -209,8 +210,8 @@ def predict_record(
         raw = rec.signal[i]
         if max_duration_s is not None:
             raw = raw[: round(max_duration_s * rec.fs_hz)]
-        samples, symbols, source = _beats(stem, raw, rec.fs_hz, use_annotations, annotation_ext,
-                                          detector)  # fmt: skip
+        samples, symbols, source = record_beat_samples(stem, raw, rec.fs_hz, use_annotations,
+                                                       annotation_ext, detector)  # fmt: skip
         x, rr, kept = lead_beat_inputs(raw, rec.fs_hz, samples, p)
         if normalizer_apply is not None:
             x = normalizer_apply(x)
@@ -305,8 +306,8 @@ def predict_af(
                     "task.params.rr=true, got a loaded record and beats=None; pass the "
                     "record's path (its annotations or the QRS detector give the beats) or beats="
                 )
-            samples, _, source = _beats(stem, raw, rec.fs_hz, use_annotations, annotation_ext,
-                                        detector)  # fmt: skip
+            samples, _, source = record_beat_samples(stem, raw, rec.fs_hz, use_annotations,
+                                                     annotation_ext, detector)  # fmt: skip
         else:
             samples, source = beats
         n_win = round(window_s * rec.fs_hz)

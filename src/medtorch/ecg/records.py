@@ -62,12 +62,15 @@ def prepare_lead(lead: np.ndarray, fs_in_hz: float, fs_hz: float, filter: bool) 
 
 
 def read_lead(stem: Path, lead: str, fs_hz: float, filter: bool) -> tuple[np.ndarray, float, str]:
+    """One lead of the record at ``stem``, conditioned (:func:`prepare_lead`), with the
+    record's native rate and the name of the lead used."""
     rec = read_record(stem)
     i, used = select_lead(rec.sig_names, lead)
     return prepare_lead(rec.signal[i], rec.fs_hz, fs_hz, filter), rec.fs_hz, used
 
 
 def check_records(records: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    """``records`` (else ``default``) as strings; ConfigError unless each is a MIT-BIH record."""
     recs = [str(r) for r in (records if records is not None else default)]
     bad = [r for r in recs if r not in ALL_RECORDS]
     if bad:

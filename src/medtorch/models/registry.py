@@ -28,28 +28,112 @@ Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)
 
 
+INPUT_KINDS = ("float", "codes", "times", "values")
+
+
 @dataclass(frozen=True)
 class ModelExample:
     """Small, fast-to-run shapes and params for one model (tests, docs, smoke runs).
 
     shapes: one shape per model input, without the batch axis; the first is ``x``
-        ((F,) for vectors, (C, T) for signals), ``n_inputs`` is its first entry.
+        ((F,) for vectors, (C, T) for signals, (V, C) visits of codes, (E,) events).
     params: keyword params passed to the factory (keep the model small).
+    kinds: one kind per input (default all ``"float"``, random normal):
+        ``"codes"``: int64 code indices as the EHR contract lays them out: 0 = padding,
+        1..vocab_size-1 real (1 = unknown), each sample a random number (>= 1) of
+        left-aligned rows (visits or events), each visit a random number (>= 1) of
+        left-aligned codes; ``"times"``: float32 per row of the codes input, 0 on padding
+        rows: for visits days to the prediction time (> 0, the oldest visit largest), for
+        events hours from admission start (increasing, some negative); ``"values"``:
+        float32 normal per row, 0 on padding rows. Times and values follow the first codes input.
+    vocab_size: the number of code ids (with pad 0 and unknown 1); ``n_inputs`` of a model
+        with a codes input (its factory's vocabulary size).
     """
 
     shapes: tuple[tuple[int, ...], ...]
     n_classes: int = 3
     params: dict[str, Any] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()
+    vocab_size: int = 0
+
+    def __post_init__(self) -> None:
+        kinds = self.input_kinds
+        assert len(kinds) == len(self.shapes), "one kind per input shape"
+        assert set(kinds) <= set(INPUT_KINDS), f"kinds must be among {INPUT_KINDS}"
+        assert self.has_codes == (self.vocab_size >= 3), "codes need vocab_size >= 3"
+        assert kinds[0] in ("float", "codes"), "x is a float or codes input"
+        assert self.has_codes or set(kinds) == {"float"}, "times/values follow a codes input"
+
+    @property
+    def input_kinds(self) -> tuple[str, ...]:
+        return self.kinds or ("float",) * len(self.shapes)
+
+    @property
+    def has_codes(self) -> bool:
+        """True when an input holds integer codes (the padding-invariance test applies)."""
+        return "codes" in self.input_kinds
 
     @property
     def n_inputs(self) -> int:
-        return self.shapes[0][0]
+        return self.vocab_size if self.has_codes else self.shapes[0][0]
 
     def make_inputs(
         self, batch_size: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, ...]:
-        """Random float32 inputs, one tensor per entry of ``shapes``, each (batch_size, *shape)."""
-        return tuple(torch.randn(batch_size, *s, generator=generator) for s in self.shapes)
+        """Random inputs, one tensor per entry of ``shapes``, each (batch_size, *shape):
+        float32 normal, or EHR codes / times / values as ``kinds`` describes."""
+        g = generator
+        row_mask: torch.Tensor | None = None  # (N, rows) True on real rows of the codes input
+        visits = False  # the codes input is (rows, codes) visits rather than (events,)
+        out: list[torch.Tensor] = []
+        for shape, kind in zip(self.shapes, self.input_kinds):
+            if kind == "float":
+                out.append(torch.randn(batch_size, *shape, generator=g))
+            elif kind == "codes":
+                codes = _random_codes(batch_size, shape, self.vocab_size, g)
+                if row_mask is None:
+                    row_mask = codes.reshape(batch_size, shape[0], -1)[..., 0] != 0
+                    visits = len(shape) == 2
+                out.append(codes)
+            else:
+                assert row_mask is not None and shape == tuple(row_mask.shape[1:])
+                if kind == "times":
+                    gaps = torch.rand(batch_size, shape[0], generator=g) * 60.0 * row_mask
+                    if visits:  # days to the prediction time: the oldest visit largest
+                        vals = gaps.flip(1).cumsum(1).flip(1) - gaps + 0.5
+                    else:  # hours from admission start, increasing, earlier ones negative
+                        vals = gaps.cumsum(1) - 30.0
+                else:
+                    vals = torch.randn(batch_size, shape[0], generator=g)
+                out.append(vals * row_mask)
+        return tuple(out)
+
+    def pad_inputs(self, inputs: tuple[torch.Tensor, ...], extra: int) -> tuple[torch.Tensor, ...]:
+        """``inputs`` with ``extra`` padding (zeros) appended on every non-batch axis of the
+        codes, times and values inputs (more visits, more codes per visit, more events)."""
+        out = []
+        for arr, kind in zip(inputs, self.input_kinds):
+            if kind != "float":
+                # F.pad takes (left, right) pairs from the last axis backwards
+                arr = nn.functional.pad(arr, (0, extra) * (arr.ndim - 1))
+            out.append(arr)
+        return tuple(out)
+
+
+def _random_codes(
+    n: int, shape: tuple[int, ...], vocab_size: int, g: torch.Generator | None
+) -> torch.Tensor:
+    """(n, *shape) int64 codes in 1..vocab_size-1: each sample keeps a random number (>= 1)
+    of left-aligned rows, each row of a (rows, width) shape a random number (>= 1) of
+    left-aligned codes; the rest is padding 0."""
+    codes = torch.randint(1, vocab_size, (n, *shape), generator=g)
+    rows = shape[0]
+    n_rows = torch.randint(1, rows + 1, (n, 1), generator=g)
+    keep = torch.arange(rows) < n_rows  # (n, rows)
+    if len(shape) == 2:
+        n_codes = torch.randint(1, shape[1] + 1, (n, rows, 1), generator=g)
+        keep = keep[..., None] & (torch.arange(shape[1]) < n_codes)  # (n, rows, width)
+    return codes * keep
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ training patients' rhythms jointly with their beat shapes and does not carry the
 decision to new patients (DS2 SVEB sensitivity 10-16 % with our ResNet). A small model on
 the RR features alone, fitted on the training records' N and S beats, does better, as de
 Chazal et al. 2004 found with linear discriminants. Which model and features: chosen by
-leave-one-record-out cross-validation inside DS1 (``benchmarks/ecg_rr_gate_cv.py``).
+leave-one-record-out cross-validation inside DS1 (``benchmarks/ecg/rr_gate_cv.py``).
 
 So the network keeps what it is good at, the beat's shape: its probabilities of the other
 classes (V, F, Q) are left as they are. The probability mass it gives the pair (N + S) is
@@ -265,7 +265,7 @@ class RRGate(nn.Module):
         self._sync()
         return summary
 
-    def _estimator(self) -> Any:
+    def estimator(self) -> Any:
         """The unfitted scikit-learn model of ``method`` (the fits below and the CV share it)."""
         weights = {0: 1.0, 1: self.weight}
         if self.method == "logistic":
@@ -298,7 +298,7 @@ class RRGate(nn.Module):
             return {"min_ppv": self.min_ppv, "met": False, "offset": 0.0, "cv": None,
                     "note": f"not cross-validated: S beats in {n_pos} of {n_groups} groups; "
                             "offset 0 (the weighted fit's own threshold) used"}  # fmt: skip
-        est = self._estimator()
+        est = self.estimator()
         if self.method == "logistic":
             est = make_pipeline(StandardScaler(), est)  # as _fit_logistic standardises
         folds = min(n_groups, MAX_CV_FOLDS)
@@ -324,7 +324,7 @@ class RRGate(nn.Module):
     def _fit_logistic(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
         mean, scale = z.mean(0), z.std(0)
         scale[scale < 1e-8] = 1.0
-        lr = self._estimator()
+        lr = self.estimator()
         lr.fit((z - mean) / scale, t)
         self.mean.copy_(torch.as_tensor(mean))
         self.scale.copy_(torch.as_tensor(scale))
@@ -335,7 +335,7 @@ class RRGate(nn.Module):
                 "intercept": round(float(lr.intercept_[0]), 5)}  # fmt: skip
 
     def _fit_trees(self, z: np.ndarray, t: np.ndarray) -> dict[str, Any]:
-        clf = self._estimator()
+        clf = self.estimator()
         clf.fit(z, t)
         # sklearn keeps its fitted trees in ``_predictors`` (one per iteration for a binary
         # task); tests/test_rr_gate.py checks the copy against clf.decision_function.

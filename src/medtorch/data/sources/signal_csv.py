@@ -68,7 +68,7 @@ def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], li
     return x[:, None, :], ids, labels
 
 
-def read_signal_csv_input(path: Path, hints: Any) -> PredictInput:
+def read_signal_csv_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     """The ``reader`` of tasks on fixed-length one-channel signals: :func:`read_signal_csv`
     with the run's ``n_times``."""
     x, ids, labels = read_signal_csv(Path(path), int(hints["n_times"]))

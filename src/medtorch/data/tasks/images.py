@@ -91,7 +91,7 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
     return out
 
 
-def read_image_input(path: Path, hints: Any) -> PredictInput:
+def read_image_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     """The ``reader`` of image tasks: an image file or a folder of them, resized as in
     training (:func:`read_image_inputs`)."""
     x, ids = read_image_inputs(Path(path), int(hints["image_size"]))

@@ -15,10 +15,10 @@ from medtorch.data.sources.svmlight import read_svmlight
 from medtorch.data.tasks.registry import PredictInput, TaskExample, register_task, source_path
 
 
-def read_svmlight_input(path: Path, hints: Any) -> PredictInput:
+def read_svmlight_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     """The ``reader`` of svmlight tasks: a file of the run's width (``n_inputs``), with the
     run's index convention (``task.params.zero_based``)."""
-    zero_based = bool(dict(hints.get("task_params") or {}).get("zero_based", False))
+    zero_based = bool(dict(params or {}).get("zero_based", False))
     xs, y = read_svmlight(path, n_features=int(hints["n_inputs"]), zero_based=zero_based)
     x = np.asarray(xs.todense(), dtype=np.float32)
     return PredictInput({"x": x}, [str(i) for i in range(len(x))], [str(int(v)) for v in y])
