@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from medtorch import __version__
-from medtorch.errors import MedtorchError
+from medtorch.errors import ConfigError, MedtorchError, SplitError
 
 log = logging.getLogger("medtorch")
 
@@ -176,8 +176,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from medtorch.api import train
-    from medtorch.config import load_config
+    from medtorch.config import is_bare_recipe_name, load_config
+    from medtorch.recipes import recipe_path
+    from medtorch.run_folder import check_output_folder
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -187,14 +188,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"expected config.yaml in the run folder, got {str(run_dir)!r} without it in "
                 "--resume; pass a folder written by `medtorch train`"
             )
-        cfg = load_config(src, args.overrides)
+        cfg = load_config(src, args.overrides, migrate=True)
+        recipe: Path | None = src
     else:
         if not args.recipe:
             raise MedtorchError(
                 "expected a recipe, got none in `medtorch train`; e.g. medtorch train lab2_seizure_cnn"
             )
         cfg = load_config(args.recipe, args.overrides)
-    run_dir = train(cfg, Path(args.out), args.data_dir, resume=args.resume).path
+        recipe = Path(args.recipe)
+        if not recipe.is_file() and is_bare_recipe_name(args.recipe):
+            recipe = recipe_path(args.recipe)
+        check_output_folder(Path(args.out), "--out")
+    from medtorch.api import train  # torch: after the recipe checks, so they are quick
+
+    try:
+        run_dir = train(cfg, Path(args.out), args.data_dir, resume=args.resume).path
+    except (ConfigError, SplitError) as exc:
+        # a task, model or split setting is wrong: say which recipe it is in
+        if recipe is not None and str(recipe) not in str(exc):
+            raise type(exc)(f"{exc} (recipe {recipe})") from None
+        raise
     _summary(run_dir)
     return 0
 
@@ -217,6 +231,8 @@ def _summary(run_dir: Path) -> None:
             lo, hi = v.get("ci") or (None, None)
             ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None else ""
             parts.append(f"{k} {v['value']:.3f}{ci}")
+        elif v.get("note"):  # say why a metric is missing rather than dropping it
+            parts.append(f"{k} {v['note']}")
     print("test: " + ", ".join(parts))
     if m.get("leakage_note"):
         print(f"note: {m['leakage_note']}")
@@ -227,7 +243,9 @@ def _summary(run_dir: Path) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medtorch.api import train
     from medtorch.config import load_config
+    from medtorch.run_folder import check_output_folder
 
+    check_output_folder(Path(args.out), "--out")
     epochs = [] if args.epochs is None else [f"trainer.max_epochs={args.epochs}"]
     cfg = load_config("lab2_seizure_cnn", ["name=demo_seizure_cnn", *epochs, *args.overrides])
     run_dir = train(cfg, Path(args.out), None, bundled=True).path
@@ -236,6 +254,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from medtorch.run_folder import check_output_folder, require_finished
+
+    # evaluate rewrites metrics.json: on an interrupted run that would make it look finished
+    check_output_folder(require_finished(Path(args.run_dir), "`medtorch evaluate`"), "run_dir")
     from medtorch.pipeline import evaluate_run
 
     evaluate_run(Path(args.run_dir), args.data_dir, args.overrides)
@@ -244,10 +266,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from medtorch.predict import predict_to_csv
+    from medtorch.run_folder import check_output_file, require_finished
 
     af_run = Path(args.af_run) if args.af_run else None
     ensemble = [Path(r) for r in args.ensemble]
+    runs = [Path(args.run_dir), *ensemble, *([af_run] if af_run else [])]
+    for run in runs:
+        require_finished(run, "`medtorch predict`")
+    check_output_file(Path(args.out), "--out", runs, [Path(args.input)])
+    from medtorch.predict import predict_to_csv
+
     msg = predict_to_csv(
         Path(args.run_dir), Path(args.input), Path(args.out), ensemble, af_run=af_run,
         lead=args.lead, detector=args.detector,
@@ -260,8 +288,12 @@ def _cmd_ecg_score(args: argparse.Namespace) -> int:
     import json
 
     from medtorch.ecg.score import format_summary, score_records
+    from medtorch.run_folder import check_output_file, require_finished
 
     runs = [Path(args.run_dir), *(Path(r) for r in args.ensemble)]
+    for run in runs:
+        require_finished(run, "`medtorch ecg-score`")
+    check_output_file(Path(args.out), "--out", runs, [Path(r) for r in args.records])
     result = score_records(runs, args.records, args.detect, args.lead, args.tolerance_s,
                            n_bootstrap=args.n_bootstrap, detector=args.detector)  # fmt: skip
     out = Path(args.out)
@@ -273,6 +305,10 @@ def _cmd_ecg_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from medtorch.run_folder import check_output_file, require_finished
+
+    run = require_finished(Path(args.run_dir), "`medtorch export`")
+    check_output_file(Path(args.out), "--out", [run])
     from medtorch.export import export_run
 
     path, diff, n = export_run(Path(args.run_dir), Path(args.out), args.data_dir, args.n_check)
@@ -327,6 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the checks above could not foresee (a full disk, a race)
+        if args.debug:
+            raise
+        where = exc.filename or "a file medtorch was writing"
+        print(
+            f"error: expected a usable path, got {exc.strerror or exc} in {where}; check the "
+            "path, its permissions and the free disk space (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt as exc:  # a TrainingInterrupted names its run folder and code
         print(

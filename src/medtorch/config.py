@@ -17,7 +17,66 @@ from medtorch.errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `optim.lr: .inf` or `.nan` is a one-line error here, not a NaN loss
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no tags that build Python objects) that refuses duplicate keys.
+
+    Plain YAML keeps the last of two equal keys, so a recipe with two ``lr:`` lines would
+    train with one of them silently; this loader names the key and its line instead.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, flattened by SafeLoader
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (lines {seen[key]} and {line})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key] = line
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file with :class:`UniqueKeyLoader` (safe, no duplicate keys).
+
+    Any problem (unreadable, not UTF-8, bad syntax, a duplicate key, a Python tag) is a
+    one-line :class:`ConfigError` naming the file.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"expected UTF-8 text, got byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start} in {path}; save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"expected a readable YAML file, got {exc.strerror or exc} in {path}; check the path "
+            "and its permissions"
+        ) from None
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        what = next((ln for ln in lines if "duplicate key" in ln), lines[0] if lines else "")
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" line {mark.line + 1}"
+        raise ConfigError(
+            f"expected valid YAML, got {what} in {path}{where}; fix the syntax"
+        ) from None
 
 
 class DataConfig(_Section):
@@ -174,7 +233,9 @@ class TrainerConfig(_Section):
         "auto", description="auto: CUDA, else MPS, else the CPU"
     )
     amp: bool = Field(True, description="mixed precision, used on CUDA only")
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(
+        0, description="must be 0: data are in-memory arrays, batched in the main process"
+    )
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None: off")
     deterministic: bool = Field(True, description="deterministic kernels (seeded runs repeat)")
     progress: bool | Literal["auto"] = Field(
@@ -200,6 +261,23 @@ class TrainerConfig(_Section):
         description="experiment tracking, offline: TensorBoard event files in <run>/tensorboard, "
         "MLflow's local file store in <out>/mlruns (pip install medtorch[tracking])",
     )
+
+    @field_validator("num_workers")
+    @classmethod
+    def _no_workers(cls, v: int) -> int:
+        if v != 0:  # accepting and ignoring it would promise parallel loading that never runs
+            raise ValueError(
+                "expected 0 (medtorch batches in-memory arrays in the main process: there are "
+                "no loader workers to start)"
+            )
+        return v
+
+    @field_validator("num_threads")
+    @classmethod
+    def _threads_positive(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            raise ValueError("expected a thread count >= 1, 'auto' or null")
+        return v
 
 
 class EvalConfig(_Section):
@@ -270,9 +348,12 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def _explain(err: ValidationError, source: str) -> ConfigError:
+def _explain(err: ValidationError, source: str, set_keys: set[str] | None = None) -> ConfigError:
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"])
+    at = f"{source} key {loc!r}"
+    if loc in (set_keys or ()):  # the value came from the command line, not the file
+        at = f"--set {loc} (recipe {source})"
     if e["type"] == "extra_forbidden":
         loc_key = tuple(str(p) for p in e["loc"])
         moved = MOVED_KEYS.get((loc_key[0], loc_key[-1])) if len(loc_key) == 2 else None
@@ -286,7 +367,8 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
         hint = (
             f"did you mean {', '.join(close)}?" if close else "see the recipe reference in README"
         )
-        return ConfigError(f"unknown config key {loc!r} in {source}; {hint}")
+        where = at if loc in (set_keys or ()) else source
+        return ConfigError(f"unknown config key {loc!r} in {where}; {hint}")
     if e["type"] == "missing":
         return ConfigError(f"expected key {loc!r}, got nothing in {source}; add it to the recipe")
     got = e.get("input")
@@ -297,8 +379,7 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
     if what.startswith(("greater", "less")):
         what = "a value " + what
     return ConfigError(
-        f"expected {what[:1].lower() + what[1:]}, got {got!r} in {source} key {loc!r}; "
-        "fix that value"
+        f"expected {what[:1].lower() + what[1:]}, got {got!r} in {at}; fix that value"
     )
 
 
@@ -338,40 +419,51 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def is_bare_recipe_name(arg: str) -> bool:
+    """True for a recipe *name* (``my_recipe``), looked up in the recipe folders;
+    anything with a path separator or a YAML suffix is a path and must exist as given.
+
+    >>> is_bare_recipe_name("my_recipe"), is_bare_recipe_name("runs/my_recipe.yaml")
+    (True, False)
+    """
+    return not any(sep in arg for sep in ("/", "\\")) and not arg.endswith((".yaml", ".yml"))
+
+
 def load_config(
     source: str | Path | dict[str, Any],
     overrides: list[str] | None = None,
+    where: str | None = None,
     *,
     migrate: bool = False,
 ) -> RunConfig:
-    """Read a recipe (path or mapping), apply ``--set`` overrides, validate.
+    """Read a recipe (path, bare recipe name or mapping), apply ``--set`` overrides, validate.
 
+    ``where`` names a mapping's origin in errors (e.g. the run folder's config.yaml).
     ``migrate``: move the keys of :data:`MOVED_KEYS` to their new place first (a run
     folder's config.yaml written before they moved). Raises :class:`ConfigError` with one
     line naming the file and key on any problem.
     """
     if isinstance(source, dict):
-        raw, where = dict(source), "config"
+        raw, where = dict(source), where or "config"
     else:
         path = Path(source)
-        where = str(path)
+        where = where or str(path)
         if not path.is_file():
             from medtorch.recipes import recipe_path
 
-            resolved = recipe_path(str(source))
+            # only a bare name is looked up: "elsewhere/<shipped name>.yaml" that does not
+            # exist must not train the shipped recipe of that name
+            resolved = recipe_path(str(source)) if is_bare_recipe_name(str(source)) else None
             if resolved is None:
+                what = "a folder" if path.is_dir() else "no such file"
                 raise ConfigError(
-                    f"expected a recipe file, got {str(source)!r} (no such file); "
-                    "pass a path or a name from `medtorch recipes`"
+                    f"expected a recipe file, got {str(source)!r} ({what}); "
+                    "pass the path of a .yaml file or a name from `medtorch recipes`"
                 )
             path, where = resolved, str(resolved)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(
-                f"expected valid YAML, got a parse error in {where}: "
-                f"{str(exc).splitlines()[0]}; fix the syntax"
-            ) from None
+        raw = load_yaml(path)
+        if raw is None:
+            raw = {}
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"expected a mapping at the top of {where}, got {type(raw).__name__}; "
@@ -383,7 +475,8 @@ def load_config(
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise _explain(err, where) from None
+        set_keys = {".".join(parse_override(o)[0]) for o in overrides or []}
+        raise _explain(err, where, set_keys) from None
 
 
 def dump_config(cfg: RunConfig, path: Path) -> None:

@@ -98,6 +98,13 @@ def export_run(
     """
     from medtorch.pipeline import prepare, restore_model, task_data_dir
 
+    try:  # before any work: the parity check needs it
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise MedtorchError(
+            "expected onnxruntime (for the ONNX parity check), got no such module in this "
+            "Python environment; install it with `pip install 'medtorch[onnx]'`"
+        ) from None
     cfg, spec, model = restore_model(Path(run_dir))
     bundled = _is_bundled(Path(run_dir))
     test = prepare(cfg, task_data_dir(cfg, data_dir, bundled)).parts["test"]
@@ -113,8 +120,6 @@ def export_run(
 
 
 def _is_bundled(run_dir: Path) -> bool:
-    import json
+    from medtorch.run_folder import run_source
 
-    cohort = run_dir / "cohort.json"
-    source = json.loads(cohort.read_text()).get("source") if cohort.is_file() else None
-    return str(source or "").startswith("bundled")
+    return run_source(run_dir).startswith("bundled")

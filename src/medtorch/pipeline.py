@@ -31,6 +31,7 @@ from medtorch.data.tasks.registry import Encoder, EncoderType, Task, build_task,
 from medtorch.errors import ConfigError, MedtorchError
 from medtorch.models import create_model
 from medtorch.models.registry import AfterFit, Explains, get_entry, model_params
+from medtorch.run_folder import read_json, read_normalizer, run_source, saved_test_ids
 
 log = logging.getLogger("medtorch")
 
@@ -118,6 +119,13 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
     task = get_task(cfg.task.name)
     check_task_settings(cfg, task)
     ds = build_task(cfg.task.name, data_dir, cfg.task.params)
+    reads = ds.meta.get("dataset")  # None: the task read a file given by task.params.path
+    if reads is not None and reads != cfg.data.dataset:
+        raise ConfigError(
+            f"expected data.dataset {reads!r} (what task {cfg.task.name!r} reads), got "
+            f"{cfg.data.dataset!r} in data.dataset; the task picks the data: set data.dataset "
+            f"to {reads} or choose a task for {cfg.data.dataset}"
+        )
     split = make_split(ds, cfg.split)
     info = describe_split(ds, split, cfg.split)
     encoder = encoder_type(task).fit(ds, split["train"], cfg.preprocess.model_dump())
@@ -406,15 +414,11 @@ def fit_after_training(
 
 
 def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
-    run_dir = Path(run_dir)
-    for f in ("config.yaml", "model.json"):
-        if not (run_dir / f).is_file():
-            raise ConfigError(
-                f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
-                "pass a folder written by `medtorch train`"
-            )
-    cfg = load_config(run_dir / "config.yaml", migrate=True)
-    return cfg, json.loads((run_dir / "model.json").read_text())
+    """A run's config.yaml and model.json, each checked (a damaged file is one line)."""
+    from medtorch.run_folder import read_model_spec, read_run_config, require_run_folder
+
+    run_dir = require_run_folder(Path(run_dir), "the run folder")
+    return read_run_config(run_dir), read_model_spec(run_dir)
 
 
 def load_encoder(run_dir: Path | str, cfg: RunConfig) -> Encoder:
@@ -424,12 +428,19 @@ def load_encoder(run_dir: Path | str, cfg: RunConfig) -> Encoder:
     if not path.is_file():
         raise ConfigError(f"expected {etype.filename} in the run folder, got {str(run_dir)!r} "
                           "without it; pass a folder written by `medtorch train`")  # fmt: skip
-    return etype.from_dict(json.loads(path.read_text()))
+    if etype.filename == "normalizer.json":
+        read_normalizer(run_dir)  # the default encoder's file, checked field by field
+    d = read_json(path, f"{etype.filename} JSON")
+    try:
+        return etype.from_dict(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MedtorchError(f"expected the fields its encoder writes, got "
+                            f"{type(exc).__name__}: {exc} in {path}; train the run again") from None  # fmt: skip
 
 
 def load_normalizer(run_dir: Path | str) -> Normalizer:
     """The input normaliser a run was trained with (its ``normalizer.json``)."""
-    return Normalizer.from_dict(json.loads((Path(run_dir) / "normalizer.json").read_text()))
+    return read_normalizer(run_dir)
 
 
 def restore_model(run_dir: Path, checkpoint: str = "best"):
@@ -456,6 +467,8 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     cfg, _ = load_run(run_dir)
+    bundled = run_source(run_dir).startswith("bundled")
+    saved_test = saved_test_ids(run_dir)
     if overrides:
         bad = [o for o in overrides if not o.startswith("eval.")]
         if bad:
@@ -463,14 +476,9 @@ def evaluate_run(
                 f"expected eval.* keys, got {bad[0]!r} in `medtorch evaluate --set`; "
                 "training settings cannot change after training"
             )
-        cfg = load_config(cfg.model_dump(mode="json"), overrides)
+        cfg = load_config(cfg.model_dump(mode="json"), overrides, str(run_dir / "config.yaml"))
         dump_config(cfg, run_dir / "config.yaml")
-    bundled = (json.loads((run_dir / "cohort.json").read_text()).get("source") or "").startswith(
-        "bundled"
-    )
     prep = prepare(cfg, task_data_dir(cfg, data_dir, bundled))
-    saved = json.loads((run_dir / "splits.json").read_text())
-    saved_test = saved.get("partitions", {}).get("test", {}).get("sample_ids")
     test = prep.parts["test"]
     if saved_test is not None and list(map(str, saved_test)) != [
         str(s) for s in (test.sample_ids if test.sample_ids is not None else [])

@@ -60,6 +60,20 @@ class ArrayDataset:
         self.groups = np.asarray(self.groups).astype(str)
         if self.sample_ids is None:
             self.sample_ids = np.arange(n).astype(str)
+        elif len(self.sample_ids) != n:
+            raise DataError(
+                f"expected {n} sample ids, got {len(self.sample_ids)} in sample_ids; "
+                "give one id per sample"
+            )
+        else:  # ids name rows in splits.json and predictions: each must be one row
+            uniq, counts = np.unique(np.asarray(self.sample_ids).astype(str), return_counts=True)
+            if (counts > 1).any():
+                dup = uniq[counts > 1]
+                raise DataError(
+                    f"expected unique sample ids, got {len(dup)} repeated (e.g. {str(dup[0])!r} "
+                    f"x{int(counts[counts > 1][0])}) in {self.meta.get('source', 'the dataset')}; "
+                    "drop the duplicate rows"
+                )
         if np.ndim(self.y) == 2:  # multi-label: one 0/1 column per label
             self.y = np.asarray(self.y, dtype=np.float32)
             if self.y.shape[1] != len(self.class_names) or not np.isin(self.y, (0, 1)).all():

@@ -24,7 +24,21 @@ def resolve_data_dir(cli_value: str | None = None) -> Path:
     env = os.environ.get("MEDTORCH_DATA")
     if env:
         return Path(env).expanduser()
+    return default_data_dir()
+
+
+def default_data_dir() -> Path:
+    """The data dir used when neither ``--data-dir`` nor ``$MEDTORCH_DATA`` is given."""
     return Path(platformdirs.user_cache_dir("medtorch")) / "data"
+
+
+def data_dir_was_given(data_dir: Path | str | None) -> bool:
+    """True unless ``data_dir`` is the default (no ``--data-dir``, ``data.data_dir`` or
+    ``$MEDTORCH_DATA``): a task with a bundled copy may fall back to it only then, since a
+    folder the user named must hold the data (else a typo trains on other data silently)."""
+    if data_dir is None:
+        return False
+    return bool(os.environ.get("MEDTORCH_DATA")) or Path(data_dir) != default_data_dir()
 
 
 def dataset_dir(data_dir: Path | str, folder: str) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from medtorch.config import SplitConfig
 from medtorch.data.dataset import ArrayDataset
-from medtorch.errors import ConfigError, SplitError
+from medtorch.errors import ConfigError, DataError, SplitError
 
+log = logging.getLogger("medtorch")
 PARTS = ("train", "valid", "test")
 Split = dict[str, np.ndarray]
 ProtocolFn = Callable[[ArrayDataset, SplitConfig], Split]
@@ -144,7 +146,13 @@ def _grouped_kfold(ds: ArrayDataset, cfg: SplitConfig) -> Split:
         )
     kf = StratifiedGroupKFold(n_splits=cfg.n_folds, shuffle=True, random_state=cfg.seed)
     strata = ds.strata if ds.strata is not None else np.zeros(len(ds), dtype=np.int64)
-    folds = [test for _, test in kf.split(np.zeros(len(ds)), strata, ds.groups)]
+    try:
+        folds = [test for _, test in kf.split(np.zeros(len(ds)), strata, ds.groups)]
+    except ValueError as exc:  # e.g. every class has fewer rows than folds
+        raise SplitError(
+            f"expected enough rows of each class for {cfg.n_folds} folds, got {len(ds)} rows "
+            f"({exc}) in split.n_folds; use fewer folds or more data"
+        ) from None
     test, valid = folds[cfg.fold], folds[(cfg.fold + 1) % cfg.n_folds]
     train = np.setdiff1d(np.arange(len(ds)), np.concatenate([test, valid]))
     return {"train": train, "valid": valid, "test": test}
@@ -160,6 +168,12 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
     """
     n = len(ds)
     idx = np.arange(n)
+    source = ds.meta.get("source") or "the dataset"
+    if n < len(PARTS):  # the data are too small, whatever the split: name the data
+        raise DataError(
+            f"expected at least {len(PARTS)} rows (train, valid and test each need one), got "
+            f"{n} in {source}; use a data file with more rows"
+        )
     given = {k: v for k, v in cfg.params.items() if v is not None}
     if given and cfg.method != "protocol":
         key = next(iter(given))
@@ -198,7 +212,7 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
             raise SplitError(
                 f"expected at least one row in {name!r}, got 0 rows after split {what} "
                 f"(ratios {list(cfg.ratios)}, {n} rows, "
-                f"{len(np.unique(ds.groups))} groups) in split.ratios; "
+                f"{len(np.unique(ds.groups))} groups from {source}) in split.ratios; "
                 f"give {name} a non-zero ratio or use more data"
             )
         if part.min() < 0 or part.max() >= n:
@@ -265,6 +279,7 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
             note = f"{cfg.method} split by rows, but no {unit} has rows in two partitions (audited)"
     if caveat := ds.meta.get("split_caveat"):  # what the data cannot tell, e.g. no patient ids
         note = f"{note}; {caveat}"
+    absent = _classes_without_rows(ds, split)
     partitions = {}
     for name in PARTS:
         sub = split[name]
@@ -291,7 +306,39 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
         "group_overlap": {pair: len(g) for pair, g in overlap.items()},
         "leakage_audit": audit,
         "leakage_note": note,
+        "classes_without_rows": absent,
     }
+
+
+def _classes_without_rows(ds: ArrayDataset, split: Split) -> dict[str, list[str]]:
+    """Classes with no rows in the dataset and in each partition, each warned about once.
+
+    A class with no rows still has a model output (the task fixes the classes, e.g. the
+    five AAMI classes that a subset of records may lack), but it is never trained and its
+    AUROC and sensitivity are undefined: the warning and splits.json say so, and
+    metrics.json notes each undefined value.
+    """
+    source = ds.meta.get("source") or "the dataset"
+
+    def missing(rows: np.ndarray) -> list[str]:
+        y = ds.y[rows]
+        counts = y.sum(axis=0) if y.ndim == 2 else np.bincount(y, minlength=ds.n_classes)
+        return [c for c, k in zip(ds.class_names, counts) if k == 0]
+
+    out = {"dataset": missing(np.arange(len(ds))), **{p: missing(split[p]) for p in PARTS}}
+    if out["dataset"]:
+        log.warning(
+            "warning: class(es) %s have no rows in %s (%d rows): the model keeps an output for "
+            "each that is never trained, and their AUROC is undefined (metrics.json says so)",
+            ", ".join(out["dataset"]), source, len(ds),
+        )  # fmt: skip
+    for part in ("train", "test"):
+        extra = [c for c in out[part] if c not in out["dataset"]]
+        if extra:
+            log.warning("warning: class(es) %s have no rows in the %s partition of %s: %s",
+                        ", ".join(extra), part, source,
+                        "never trained" if part == "train" else "their test AUROC is undefined")  # fmt: skip
+    return out
 
 
 def write_split(path: Path, info: dict[str, Any]) -> None:

@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 
 from medtorch.data.signal import resample
-from medtorch.data.sources.wfdb_reader import read_annotations, read_record
+from medtorch.data.sources.wfdb_reader import (
+    check_annotation_coverage,
+    read_annotations,
+    read_record,
+)
 from medtorch.ecg.records import BEAT_SYMBOLS, prepare_lead, select_lead
 
 AF_RHYTHMS = frozenset({"(AFIB", "(AFL"})
@@ -103,6 +107,7 @@ def record_af_windows(args: tuple[Path, str, float, float | None, bool, bool]) -
     sig = prepare_lead(rec.signal[i], rec.fs_hz, rec.fs_hz, filter)
     x, starts = af_window_inputs(sig, rec.fs_hz, window_s, target_fs_hz)
     ann = read_annotations(stem, fs_hz=rec.fs_hz)
+    check_annotation_coverage(ann.sample, rec.n_samples, rec.fs_hz, f"{stem}.atr")
     af = af_indicator(ann.symbol, ann.sample, ann.aux_note, rec.n_samples)
     n_win = round(window_s * rec.fs_hz)
     frac = af[: len(starts) * n_win].reshape(len(starts), n_win).mean(axis=1)

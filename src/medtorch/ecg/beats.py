@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from medtorch.data.sources.wfdb_reader import read_annotations
+from medtorch.data.sources.wfdb_reader import check_annotation_coverage, read_annotations
 from medtorch.ecg.af import af_indicator
 from medtorch.ecg.features import (
     MORPH_FEATURES,
@@ -92,6 +92,8 @@ def _record_beats(
     sig, fs_in, used = read_lead(stem, lead, fs_hz, filter)
     ann = read_annotations(stem, fs_hz=fs_in)
     is_beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
+    check_annotation_coverage(ann.sample[is_beat], round(len(sig) * fs_in / fs_hz), fs_in,
+                              f"{stem}.atr")  # fmt: skip
     samples = np.round(ann.sample[is_beat] * (fs_hz / fs_in)).astype(np.int64)
     symbols = ann.symbol[is_beat]
     x, rr, kept = beat_inputs(sig, fs_hz, samples, window_s, patient_norm, morph, reference)

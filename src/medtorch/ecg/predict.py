@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtorch.data.sources.wfdb_reader import read_annotations, read_record
+from medtorch.data.sources.wfdb_reader import (
+    check_annotation_coverage,
+    read_annotations,
+    read_header,
+    read_record,
+)
 from medtorch.ecg.af import af_rr_features, af_window_inputs
 from medtorch.ecg.beats import AAMI_CLASSES, AAMI_MAP, beat_inputs
 from medtorch.ecg.records import BEAT_SYMBOLS, prepare_lead, select_lead
@@ -144,6 +149,7 @@ def record_beat_samples(
     if use_annotations and Path(f"{stem}.{ext}").is_file():
         ann = read_annotations(stem, ext, fs_hz=fs_in)
         keep = np.isin(ann.symbol, list(BEAT_SYMBOLS)) & (ann.sample < len(raw))
+        check_annotation_coverage(ann.sample[keep], len(raw), fs_in, f"{stem}.{ext}")
         return ann.sample[keep], ann.symbol[keep], "annotations"
     samples = detect_beats(raw, fs_in, detector, where=f"the lead of {stem}")
     return samples, np.full(len(samples), "", dtype=str), detector
@@ -372,6 +378,11 @@ def predict_record_to_csv(
     for a record without beat annotations (:data:`DETECTORS`).
     """
     params = dict(cfg.task.params) | ({"lead": lead} if lead else {})
+    if lead is not None:  # a lead the user names must exist: no fallback to another one
+        names = [str(n) for n in read_header(_stem(record))[0].sig_name]
+        if lead not in names:
+            raise ConfigError(fmt(f"a lead of record {_stem(record).name}", lead, "--lead",
+                                  f"pass one of {', '.join(names)}"))  # fmt: skip
     if cfg.task.name == "mitdb_af_windows":
         rows, episodes = predict_af(model, norm.transform, _stem(record), params,
                                     detector=detector)  # fmt: skip

@@ -111,12 +111,13 @@ def _record_pairs(
     rows, _ = predict_record(model, apply, stem, params, class_names=classes,
                              use_annotations=not detect, annotation_ext=annotation_ext,
                              detector=detector)  # fmt: skip
-    pred = [index[r["predicted"]] for r in rows]
     info: dict[str, Any] = {"lead": rows[0]["lead"] if rows else None}
-    if not detect:
-        return [index[r["ref_class"]] for r in rows], pred, info
+    if not detect:  # beats without an AAMI class (B, r, n, ?) are not scored, as in training
+        rows = [r for r in rows if r["ref_class"] in index]
+        return [index[r["ref_class"]] for r in rows], [index[r["predicted"]] for r in rows], info
+    pred = [index[r["predicted"]] for r in rows]
     ann = read_annotations(stem, annotation_ext, fs_hz=fs_hz)
-    beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
+    beat = np.isin(ann.symbol, list(BEAT_SYMBOLS)) & np.isin(ann.symbol, list(AAMI_MAP))
     ref_s, ref_c = ann.sample[beat], [index[AAMI_MAP[s]] for s in ann.symbol[beat]]
     det_s = np.array([r["sample"] for r in rows], dtype=np.int64)
     # compare only beats whose window lies inside the record, as predict classifies only

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import sklearn.metrics as skm
 
+from medtorch.errors import MedtorchError, fmt
 from medtorch.metrics import bootstrap as bs
 from medtorch.metrics.classification import (
     check_args,
@@ -106,7 +107,9 @@ def decision_report(
     k = len(class_names)
     y, p, g = _checked(y_true, proba, k, groups, n_bootstrap, ci_level, "decision_report")
     if not positive or not set(positive) < set(range(k)):
-        raise ValueError(f"expected positive classes among 0..{k - 1} (not all), got {positive}")
+        raise MedtorchError(fmt(f"positive classes among 0..{k - 1} (some, not all)", list(positive),
+                                "decision_report(positive)",
+                                "name the class indices that make the decision positive"))  # fmt: skip
     cols = sorted(set(positive))
     y_pos, p_pos = np.isin(y, cols), p[:, cols].sum(1)
     label = f"{name} = {' or '.join(class_names[i] for i in cols)}; called at P >= 0.5"
@@ -134,7 +137,9 @@ def ordinal_report(
     k = len(class_names)
     y, p, g = _checked(y_true, proba, k, groups, n_bootstrap, ci_level, "ordinal_report")
     if not 0 < referable_from < k:
-        raise ValueError(f"expected referable_from in 1..{k - 1}, got {referable_from}")
+        raise MedtorchError(fmt(f"referable_from in 1..{k - 1}", referable_from,
+                                "ordinal_report(referable_from)",
+                                "give the first grade that counts as referable"))  # fmt: skip
     pred = p.argmax(1)
     y_pos, p_pos = y >= referable_from, p[:, referable_from:].sum(1)
 

@@ -38,8 +38,14 @@ def read_signal_csv(path: Path, n_times: int) -> tuple[np.ndarray, list[str], li
             f"expected columns X1..X{n_times}, got {len(want) - len(missing)} of them "
             f"(first missing {missing[0]!r}) in {path}; the run was trained on {n_times} samples per row"
         )
-    cols = [header.index(c) for c in want]
     id_col = 0 if header[0] not in want and header[0] != "y" else None
+    extra = [c for i, c in enumerate(header) if c not in want and c != "y" and i != id_col]
+    if extra:  # a column the model does not read: a wrong file, or features it never saw
+        raise DataError(
+            f"expected columns [id,] X1..X{n_times}[, y], got {len(extra)} more ({extra[:5]}) "
+            f"in {path} header; drop them (the run reads only those columns)"
+        )
+    cols = [header.index(c) for c in want]
     y_col = header.index("y") if "y" in header else None
     x = np.empty((len(rows), n_times), dtype=np.float32)
     for r, row in enumerate(rows):

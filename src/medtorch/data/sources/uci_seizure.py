@@ -134,6 +134,14 @@ def read_uci_seizure_rows(
             f"expected y in 1..5, got {y_raw[i]:g} in {path} row {ids[i]!r} column 'y' "
             f"({len(bad)} bad rows); fix the labels"
         )
+    seen: dict[str, int] = {}
+    for i, rid in enumerate(ids):  # a repeated row id is a duplicated or mislabelled chunk
+        if rid in seen:
+            raise DataError(
+                f"expected each row id once, got {rid!r} in rows {seen[rid] + 1} and {i + 1} of "
+                f"{path} (data rows, after the header); drop the duplicate row"
+            )
+        seen[rid] = i
     chunk = np.empty(len(ids), dtype=np.int64)
     recording = []
     for i, rid in enumerate(ids):

@@ -41,6 +41,9 @@ _BYTES_PER_SAMPLE: dict[str, float] = {
 }
 _WFDB_DEFAULT_FS_HZ = 250.0  # the WFDB spec's value when the header gives no rate
 _WFDB_DEFAULT_GAIN = 200.0  # the WFDB spec's value for gain 0 ("uncalibrated")
+# beat annotations may stop this long before the signal ends (both limits exceeded: refused)
+MAX_UNANNOTATED_TAIL_S = 60.0
+MAX_UNANNOTATED_TAIL_FRAC = 0.10
 
 
 @dataclass
@@ -261,6 +264,7 @@ def read_annotations(
             f"expected a readable WFDB annotation file, got {type(exc).__name__}: "
             f"{exc} in {path}; re-download it"
         ) from None
+    _check_annotations(ann, path, path_stem)
     if fs_hz is None:
         fs_hz = ann.fs if ann.fs else None
     if fs_hz is None:
@@ -273,3 +277,66 @@ def read_annotations(
         fs_hz=float(fs_hz),
         extension=extension,
     )
+
+
+def _known_symbols(ann: wfdb.Annotation) -> set[str]:
+    from wfdb.io.annotation import ann_label_table
+
+    known = {str(s) for s in ann_label_table.symbol if str(s).strip()}
+    custom = getattr(ann, "custom_labels", None)
+    if custom is not None and len(custom):
+        known |= {str(s) for s in custom.symbol if str(s).strip()}
+    return known
+
+
+def _check_annotations(ann: wfdb.Annotation, path: Path, path_stem: Path) -> None:
+    """What ``wfdb.rdann`` accepts from a damaged or foreign file: no annotations, codes
+    that are no WFDB label (random bytes decode to those), samples going backwards or past
+    the end of the signal. Each is a RecordError naming the file."""
+    sample = np.asarray(ann.sample, dtype=np.int64)
+    fix = "the file is damaged or not a WFDB annotation file: re-download it"
+    if len(sample) == 0:
+        raise RecordError(f"expected at least one annotation, got none in {path}; {fix}")
+    known = _known_symbols(ann)
+    bad = [i for i, s in enumerate(ann.symbol) if str(s) not in known]
+    if bad:
+        raise RecordError(
+            f"expected WFDB annotation codes (N, V, +, ...), got {str(ann.symbol[bad[0]])!r} "
+            f"at annotation {bad[0] + 1} ({len(bad)} unknown) in {path}; {fix}"
+        )
+    if sample.min() < 0 or (np.diff(sample) < 0).any():
+        raise RecordError(f"expected non-negative, time-ordered sample numbers, got "
+                          f"{sample[:3].tolist()}... in {path}; {fix}")  # fmt: skip
+    hea = _header_path(path_stem)
+    if hea.is_file():
+        try:
+            sig_len = wfdb.rdheader(str(path_stem)).sig_len
+        except Exception:  # a damaged header is read_record's to report
+            sig_len = None
+        if sig_len and sample.max() >= sig_len:
+            raise RecordError(
+                f"expected annotations within the signal's {sig_len} samples, got sample "
+                f"{int(sample.max())} in {path}; the annotations belong to another record or "
+                "the signal is truncated: re-download both"
+            )
+
+
+def check_annotation_coverage(sample: np.ndarray, n_samples: int, fs_hz: float, where: str) -> None:
+    """Refuse beat annotations that stop long before the signal does (a truncated file).
+
+    A record's beats run to its end (the 48 MIT-BIH records: the last within 1.8 s of it),
+    so annotations that stop more than :data:`MAX_UNANNOTATED_TAIL_S` s and more than
+    :data:`MAX_UNANNOTATED_TAIL_FRAC` of the record before the end would score or train on
+    part of the record as if it were the whole.
+
+    >>> check_annotation_coverage(np.array([100, 21_000]), 21_600, 360.0, "r.atr")  # fine
+    """
+    if len(sample) == 0 or n_samples <= 0:
+        return
+    tail = n_samples - 1 - int(np.max(sample))
+    if tail > MAX_UNANNOTATED_TAIL_S * fs_hz and tail > MAX_UNANNOTATED_TAIL_FRAC * n_samples:
+        raise RecordError(
+            f"expected beat annotations up to the end of the signal ({n_samples / fs_hz:.0f} s), "
+            f"got the last at {int(np.max(sample)) / fs_hz:.0f} s in {where}: the annotation "
+            "file looks truncated; re-download it (or cut the signal to the annotated part)"
+        )

@@ -48,6 +48,11 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
     if not path.is_file():
         raise DataError(fmt("a MedMNIST .npz file", str(path), "task.params.file",
                             "run `medtorch data info medmnist` for where to put it"))  # fmt: skip
+    if not zipfile.is_zipfile(path):  # else numpy tries it as a pickle and suggests unpickling
+        raise DataError(
+            f"expected a readable .npz archive, got a file that is not a zip archive in {path}; "
+            "re-fetch it (medtorch data fetch medmnist)"
+        )
     try:
         npz = np.load(path)
         arrays = {k: npz[k] for k in npz.files}
@@ -76,6 +81,13 @@ def read_medmnist_npz(path: Path, n_classes: int) -> dict[str, tuple[np.ndarray,
                                 f"{path} key {lk} (row {int(np.flatnonzero(bad)[0])})",
                                 "this is not RetinaMNIST: check the file"))  # fmt: skip
         out[part] = (images if images.ndim == 4 else images[..., None], labels.astype(np.int64))
+    shapes = {part: out[part][0].shape[1:] for part in out}  # (H, W, C) of each split
+    ref = shapes["train"]
+    for part, shape in shapes.items():
+        if shape != ref:  # else np.concatenate fails with a bare ValueError
+            raise DataError(fmt(f"images of the train split's (H, W, C) {tuple(ref)}", tuple(shape),
+                                f"{path} key {MEDMNIST_PARTS[part]}_images",
+                                "every split of one MedMNIST file has one size: re-fetch it"))  # fmt: skip
     return out
 
 
@@ -125,6 +137,7 @@ def retinamnist_grade(
         sample_ids=ids,
         meta={
             "source": str(src),
+            "dataset": None if path is not None else Path(file).parts[0],
             "group_unit": "image",
             "official_split": official,
             "split_caveat": _CAVEAT,
@@ -180,8 +193,17 @@ def read_ham10000(folder: Path) -> tuple[list[dict[str, str]], int]:
             raise DataError(fmt(f"columns {list(HAM_COLUMNS)}", reader.fieldnames, str(meta),
                                 f"add column {missing[0]} (the official HAM10000 metadata has it)"))  # fmt: skip
         read = list(reader)
+    if not read:
+        raise DataError(fmt("one row per image", "no rows", str(meta),
+                            "restore the metadata rows (the header alone is there)"))  # fmt: skip
     rows = [r for r in read if (r["dx"] or "").strip()]
+    first: dict[str, int] = {}
     for i, r in enumerate(read, start=2):  # line numbers as an editor shows them
+        if r["image_id"] in first:  # one image twice would sit in two partitions or count twice
+            raise DataError(fmt("each image_id once", r["image_id"],
+                                f"{meta} line {i} field image_id (also on line {first[r['image_id']]})",
+                                "drop the duplicate row"))  # fmt: skip
+        first[r["image_id"]] = i
         if not (r["dx"] or "").strip():
             continue  # unlabelled: counted by the task
         if r["dx"] not in HAM_DX:
@@ -314,6 +336,7 @@ def ham10000_dx(
         sample_ids=np.array([r["image_id"] for r in rows]),
         meta={
             "source": str(root),
+            "dataset": None if path is not None else Path(folder).parts[0],
             "group_unit": "lesion",
             "label_source": "HAM10000 metadata dx (histopathology, follow-up, consensus or confocal)",
             "image_size": image_size,

@@ -175,6 +175,7 @@ def mitdb_aami_beats(
         sample_ids=ids,
         meta={
             "source": "mitdb",
+            "dataset": "mitdb",
             "task": "mitdb_aami_beats",
             "group_unit": "record",
             "sfreq_hz": float(fs_hz),
@@ -317,6 +318,7 @@ def mitdb_af_windows(
         sample_ids=np.char.add(np.char.add(rec_col, ":"), starts.astype(str)),
         meta={
             "source": "mitdb",
+            "dataset": "mitdb",
             "task": "mitdb_af_windows",
             "group_unit": "record",
             "sfreq_hz": float(target_fs_hz or res[0]["fs_hz"]),

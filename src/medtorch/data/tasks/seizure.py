@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from medtorch.data.dataset import ArrayDataset
+from medtorch.data.paths import data_dir_was_given
 from medtorch.data.sources.signal_csv import read_signal_csv_input
 from medtorch.data.sources.uci_seizure import (
     N_SAMPLES,
@@ -19,6 +20,7 @@ from medtorch.data.sources.uci_seizure import (
     read_uci_seizure_rows,
 )
 from medtorch.data.tasks.registry import TaskExample, register_task
+from medtorch.errors import DataError
 
 CLASS_NAMES_5 = ["seizure", "tumour_area", "healthy_area", "eyes_closed", "eyes_open"]
 _FILE = Path("uci_epileptic_seizure") / "data.csv.gz"
@@ -31,6 +33,12 @@ def resolve_source(data_dir: Path | None, path: str | Path | None) -> tuple[Path
         return Path(path), str(path)
     if data_dir is not None and (Path(data_dir) / _FILE).is_file():
         return Path(data_dir) / _FILE, str(Path(data_dir) / _FILE)
+    if data_dir_was_given(data_dir):  # a named folder without the file: never the bundled copy
+        raise DataError(
+            f"expected {_FILE} in the data folder, got no such file in {data_dir}; run "
+            "`medtorch data fetch uci_epileptic_seizure`, point --data-dir / MEDTORCH_DATA / "
+            "data.data_dir at a folder holding it, or set none of them for the bundled copy"
+        )
     return bundled_file(), "bundled: medtorch/data/bundled/uci_epileptic_seizure.csv.gz"
 
 
@@ -50,7 +58,7 @@ def _dataset(data_dir: Path | None, path: str | Path | None, binary: bool) -> Ar
         sample_ids=ids,
         meta={
             "source": source,
-            "dataset": "uci_epileptic_seizure",
+            "dataset": None if path is not None else "uci_epileptic_seizure",
             "sfreq_hz": SFREQ_HZ,
             "group_unit": "recording",
             "label_source": "UCI y (1 seizure, 2 tumour area, 3 healthy area, 4 eyes closed, "

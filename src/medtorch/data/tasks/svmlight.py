@@ -16,8 +16,10 @@ from medtorch.data.tasks.registry import PredictInput, TaskExample, register_tas
 
 
 def read_svmlight_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
-    """The ``reader`` of svmlight tasks: a file of the run's width (``n_inputs``)."""
-    xs, y = read_svmlight(path, n_features=int(hints["n_inputs"]))
+    """The ``reader`` of svmlight tasks: a file of the run's width (``n_inputs``), with the
+    run's index convention (``task.params.zero_based``)."""
+    zero_based = bool(dict(params or {}).get("zero_based", False))
+    xs, y = read_svmlight(path, n_features=int(hints["n_inputs"]), zero_based=zero_based)
     x = np.asarray(xs.todense(), dtype=np.float32)
     return PredictInput({"x": x}, [str(i) for i in range(len(x))], [str(int(v)) for v in y])
 
@@ -42,10 +44,15 @@ def svmlight_binary(
     data_dir: Path | None,
     path: str | None = None,
     file: str = "cse6250_course/patients.svmlight.gz",
+    zero_based: bool = False,
 ) -> ArrayDataset:
-    """Binary label from an svmlight file; features as a dense float32 (N, F) matrix."""
+    """Binary label from an svmlight file; features as a dense float32 (N, F) matrix.
+
+    ``zero_based``: the file numbers features from 0 (default: from 1, the svmlight
+    convention); kept in the run's config, so ``medtorch predict`` reads files the same way.
+    """
     src = source_path(data_dir, path, file)
-    X, y = read_svmlight(src)
+    X, y = read_svmlight(src, zero_based=zero_based)
     names = ["negative", "positive"]
     counts = np.bincount(y, minlength=2)
     ids = np.array([f"row{i}" for i in range(len(y))])
@@ -57,9 +64,11 @@ def svmlight_binary(
         sample_ids=ids,
         meta={
             "source": str(src),
+            "dataset": None if path is not None else Path(file).parts[0],
             "group_unit": "patient",
             "label_source": "svmlight label 1 = positive (the lab's target), 0 (or -1) = negative",
             "n_features": int(X.shape[1]),
+            "zero_based": bool(zero_based),
             "cohort": {
                 "rows_read": len(y),
                 "rows_dropped": {},
