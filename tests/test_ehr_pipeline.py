@@ -74,3 +74,20 @@ def test_mimic3_demo_recipe_trains(data_dir: Path, tmp_path: Path) -> None:
     assert cohort["rows_read"] == sum(cohort["class_counts"].values()) + sum(
         cohort["rows_dropped"].values()
     )
+
+
+@pytest.mark.realdata
+def test_data_convert_writes_a_meds_folder_that_reads_back(data_dir: Path, tmp_path: Path) -> None:
+    from medtorch.cli import main
+    from medtorch.ehr import load_events, read_meds
+
+    out = tmp_path / "meds"
+    assert (
+        main(["--data-dir", str(data_dir), "data", "convert", "mimic3", str(out), "--to", "meds"])
+        == 0
+    )
+    back = read_meds(out)
+    events, _ = load_events("mimic3", data_dir / "mimic3_demo", use_cache=False)
+    assert back.height == events.height and back["subject_id"].n_unique() == 100
+    assert (out / "metadata" / "codes.parquet").is_file()
+    assert main(["data", "convert", "nosuch", str(tmp_path / "x")]) == 2

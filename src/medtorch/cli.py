@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sp = dsub.add_parser(name, help=help_)
         sp.add_argument("name")
+    cv = dsub.add_parser(
+        "convert", help="write an EHR source as a MEDS folder (other MEDS tools read it)"
+    )
+    cv.add_argument("source", help="mimic3, mimic4, meds or events, or a dataset (mimic3_demo...)")
+    cv.add_argument("out_dir")
+    cv.add_argument("--to", default="meds", choices=["meds"], help="output format (meds)")
+    cv.add_argument("--path", help="the source folder or table (default: the dataset's folder)")
 
     t = sub.add_parser("train", help="train a recipe and write a run folder")
     t.add_argument("recipe", nargs="?", help="recipe file or name (see `medtorch recipes`)")
@@ -170,8 +177,35 @@ def _cmd_data(args: argparse.Namespace) -> int:
                 f"re-fetch with `medtorch data fetch {args.name}`"
             )
         return 0
+    if args.data_cmd == "convert":
+        return _convert(args, data_dir)
     registry.fetch(args.name, data_dir)
     print(f"{args.name}: fetched and verified in {data_dir}")
+    return 0
+
+
+def _convert(args: argparse.Namespace, data_dir: Path) -> int:
+    """``medtorch data convert SOURCE OUT_DIR --to meds``."""
+    from medtorch.data.tasks.ehr import DEFAULT_COLUMNS, FORMATS, TABLES
+    from medtorch.ehr.load import SOURCES, convert_to_meds
+
+    default = {"mimic3": "mimic3_demo", "mimic4": "mimic4_demo"}
+    dataset = args.source if args.source in FORMATS else default.get(args.source)
+    fmt_name = FORMATS.get(args.source, args.source)
+    if fmt_name not in SOURCES:
+        raise MedtorchError(f"expected a source among {', '.join(SOURCES)} or a dataset among "
+                            f"{', '.join(FORMATS)}, got {args.source!r} in `medtorch data convert`; "
+                            "pick one")  # fmt: skip
+    if args.path:
+        path = Path(args.path)
+    elif dataset is not None:
+        path = data_dir / dataset / TABLES.get(dataset, "")
+    else:
+        raise MedtorchError(f"expected --path for source {args.source!r}, got none in "
+                            "`medtorch data convert`; name the folder or table")  # fmt: skip
+    config = {"columns": DEFAULT_COLUMNS.get(dataset or "", {})} if fmt_name == "events" else None
+    out = convert_to_meds(fmt_name, path, Path(args.out_dir), config, dataset_name=dataset)
+    print(f"wrote the {fmt_name} events of {path} as a MEDS folder in {out}")
     return 0
 
 
