@@ -33,8 +33,8 @@ demo: install
 	$(BIN)/medtorch demo --out $(OUT)
 
 lint: install-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks labs
+	$(BIN)/ruff format --check src tests benchmarks labs
 
 typecheck: install-test
 	$(BIN)/mypy
