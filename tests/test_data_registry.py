@@ -18,6 +18,8 @@ NAMES = [
     "cse6250_course",
     "mitdb",
     "mimic3_demo",
+    "mimic4_demo",
+    "mimic4_demo_meds",
     "medmnist",
     "ham10000_subset",
 ]

@@ -51,17 +51,27 @@ def test_every_task_builds_on_its_fixture_as_declared(name: str, tmp_path: Path)
     assert task.example is not None, f"task {name} declares no example fixture"
     params = task.example.write(tmp_path)
     ds = build_task(name, tmp_path, params)
-    assert list(ds.inputs) == list(task.kinds(params))
+    raw = getattr(task.encoder, "raw_inputs", None)  # an encoder that makes the inputs
+    assert list(ds.inputs) == list(raw or task.kinds(params))
     assert len(ds) > 0 and len(ds.class_names) >= 2
+    inputs = ds.inputs
+    if task.encoder is not None:  # fitted on every row here, on train only in a run
+        enc = task.encoder.fit(ds, np.arange(len(ds)), {"normalize": "none"})
+        inputs = enc.transform(ds.inputs)
+        assert {"n_inputs"} <= set(enc.hints())
+    assert list(inputs) == list(task.kinds(params))
     rank = {"signal": 3, "image": 4, "features": 2}
     for key, kind in task.kinds(params).items():
-        assert kind in INPUT_KINDS
+        assert kind in INPUT_KINDS and len(inputs[key]) == len(ds)
         if kind in rank:
-            assert ds.inputs[key].ndim == rank[kind], (key, ds.inputs[key].shape)
+            assert inputs[key].ndim == rank[kind], (key, inputs[key].shape)
+        if kind == "codes":
+            assert inputs[key].dtype == np.int64 and inputs[key].min() >= 0
     cohort = ds.meta["cohort"]
     dropped = sum(int(v) for v in (cohort.get("rows_dropped") or {}).values())
     assert cohort["rows_read"] == len(ds) + dropped, cohort
-    assert sum(cohort["class_counts"].values()) == len(ds)
+    if not ds.multilabel:
+        assert sum(cohort["class_counts"].values()) == len(ds)
     unlabelled = sum(int(v) for k, v in (cohort.get("rows_dropped") or {}).items()
                      if "no label" in k)  # fmt: skip
     assert unlabelled == task.example.unlabelled, cohort

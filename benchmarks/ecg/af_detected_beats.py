@@ -3,7 +3,7 @@
     MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/af_detected_beats.py \\
         --af-run runs/af_mlp_ds1-* --json benchmarks/results/ecg_af_detected_beats.json
 
-The AF run of RESULTS 1a' (``recipes/mitdb_af_rr_mlp.yaml`` trained on DS1 only) reads
+The AF run of RESULTS 2.1 ("Rhythm-aware labels") (``recipes/mitdb_af_rr_mlp.yaml`` trained on DS1 only) reads
 the RR intervals of each 10 s window. Its test figures take the beats from the reference
 annotations; on a record without them, ``medtorch predict`` takes them from a QRS detector,
 whose missed and extra beats change the intervals. For every DS2 record this runs

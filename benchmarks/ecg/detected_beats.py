@@ -3,7 +3,7 @@
     MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/detected_beats.py \\
         runs/mitdb_aami_resnet1d-s0-* runs/mitdb_aami_resnet1d-s1-* ... \\
         [--detector gqrs|xqrs] --json benchmarks/results/ecg_detected_beats_gqrs.json
-    # another database (RESULTS, section 2, 1a-e):
+    # another database (RESULTS, section 2.1, "Patients never read"):
     ... benchmarks/ecg/detected_beats.py RUNS --records $MEDTORCH_DATA/incartdb --lead II \\
         --json benchmarks/results/external/incartdb.json
 

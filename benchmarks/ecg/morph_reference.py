@@ -9,7 +9,7 @@ record's usual beat and z-score the result within the record. With ``morph_refer
 all`` the usual beat is the median of all beats, which fails where premature beats
 outnumber normal ones: there the median beat is premature and the normal beats look odd.
 DS1 has no such record; DS2's 232 (1,382 APCs, 398 normal beats) is one, and this was
-found there (benchmarks/RESULTS.md, section 2, 1a). ``morph_reference: on_time`` takes the
+found there (benchmarks/RESULTS.md, section 2.1, "Beat-shape features"). ``morph_reference: on_time`` takes the
 usual beat from the beats whose previous RR is at least the record's mean RR; ``auto`` does
 so only where fewer than a quarter of the beats are on time. ``rr_only``: the gate on the 7
 RR features alone, for comparison (its features do not depend on the reference).

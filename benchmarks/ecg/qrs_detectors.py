@@ -3,7 +3,7 @@
     MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/qrs_detectors.py \\
         --json benchmarks/results/ecg_qrs_detectors.json
 
-At the beats XQRS finds, DS2 VEB Se drops from 92.0 to 90.3 (RESULTS 1a-d): the detector
+At the beats XQRS finds, DS2 VEB Se drops from 92.0 to 90.3 (RESULTS 2.1, "At the beats a QRS detector finds"): the detector
 misses some ventricular beats. This compares detector variants on the DS1 records (the
 development set; a detector is not trained, but DS1 is where choices are made), against
 the reference beat annotations, matched within 150 ms (EC57) by

@@ -132,7 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models")
     sub.add_parser("recipes", help="list recipes")
     sub.add_parser("tasks", help="list tasks")
+    rs = sub.add_parser("runs", help="list run folders: recipe, date, test metrics, status")
+    rs.add_argument("dir", nargs="?", default="runs", help="a --out folder (default runs)")
     return p
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from medtorch.runs import format_runs, list_runs
+
+    print(format_runs(list_runs(args.dir)))
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -299,6 +308,7 @@ COMMANDS = {
     "models": _cmd_list,
     "recipes": _cmd_list,
     "tasks": _cmd_list,
+    "runs": _cmd_runs,
 }
 
 
@@ -317,12 +327,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a TrainingInterrupted names its run folder and code
         print(
-            "interrupted; a run can be continued with `medtorch train --resume RUN_DIR`",
+            f"error: {exc}"
+            if str(exc)
+            else "interrupted; a run can be continued with `medtorch train --resume RUN_DIR`",
             file=sys.stderr,
         )
-        return 130
+        return int(getattr(exc, "exit_code", 130))
 
 
 if __name__ == "__main__":

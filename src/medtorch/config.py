@@ -290,11 +290,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(
-    source: str | Path | dict[str, Any], overrides: list[str] | None = None
+    source: str | Path | dict[str, Any],
+    overrides: list[str] | None = None,
+    *,
+    migrate: bool = False,
 ) -> RunConfig:
     """Read a recipe (path or mapping), apply ``--set`` overrides, validate.
 
-    Raises :class:`ConfigError` with one line naming the file and key on any problem.
+    ``migrate``: move the keys of :data:`MOVED_KEYS` to their new place first (a run
+    folder's config.yaml written before they moved). Raises :class:`ConfigError` with one
+    line naming the file and key on any problem.
     """
     if isinstance(source, dict):
         raw, where = dict(source), "config"
@@ -323,6 +328,8 @@ def load_config(
                 f"expected a mapping at the top of {where}, got {type(raw).__name__}; "
                 "write sections such as data:, task:, model:"
             )
+    if migrate:
+        raw = migrate_moved_keys(raw)
     raw = apply_overrides(raw, list(overrides or []))
     try:
         return RunConfig.model_validate(raw)

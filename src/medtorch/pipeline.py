@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from medtorch.config import RunConfig, dump_config, load_config, migrate_moved_keys
+from medtorch.config import RunConfig, dump_config, load_config
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.paths import resolve_data_dir
 from medtorch.data.preprocess import Normalizer, NormalizerEncoder
@@ -55,7 +54,9 @@ class Prepared:
 
 
 def _json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_to_builtin))
+    from medtorch.train.atomic import write_text
+
+    write_text(path, json.dumps(obj, indent=2, default=_to_builtin))  # atomic: never half a file
 
 
 def _to_builtin(o: Any) -> Any:
@@ -121,9 +122,15 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
     info = describe_split(ds, split, cfg.split)
     encoder = encoder_type(task).fit(ds, split["train"], cfg.preprocess.model_dump())
     parts = {}
+    kinds = task.kinds(cfg.task.params)
     for name, idx in split.items():
         part = ds.subset(idx)
         part.inputs = encoder.transform(part.inputs)
+        if list(part.inputs) != list(kinds):
+            raise ConfigError(
+                f"expected encoded inputs {list(kinds)} (as task {task.name!r} declares), got "
+                f"{list(part.inputs)} from its encoder; fix the task's declaration"
+            )
         parts[name] = part
     return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)))
 
@@ -172,13 +179,19 @@ def build_model(name: str, params: dict[str, Any], hints: dict[str, int], n_clas
 
 
 def _predictions_csv(path: Path, ds: ArrayDataset, proba: np.ndarray) -> None:
+    """One row per sample: id, group, the label and the prediction (multi-label: the true
+    labels and those at P >= 0.5, joined by ``|``), then a probability per class."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["sample_id", "group", "y_true", "y_pred", *[f"p_{c}" for c in ds.class_names]])
-        pred = proba.argmax(1)
         assert ds.sample_ids is not None
-        for sid, g, yt, yp, p in zip(ds.sample_ids, ds.groups, ds.y, pred, proba):
-            w.writerow([sid, g, int(yt), int(yp), *[f"{v:.6g}" for v in p]])
+        names = np.asarray(ds.class_names)
+        for sid, g, yt, p in zip(ds.sample_ids, ds.groups, ds.y, proba):
+            if ds.multilabel:
+                true, pred = "|".join(names[yt > 0.5]), "|".join(names[p >= 0.5])
+            else:
+                true, pred = str(int(yt)), str(int(p.argmax()))
+            w.writerow([sid, g, true, pred, *[f"{v:.6g}" for v in p]])
 
 
 def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]:
@@ -190,6 +203,11 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
     args = ScoreArgs(ds.y, proba, list(ds.class_names), ds.meta, groups,
                      cfg.eval.n_bootstrap, cfg.eval.ci_level, cfg.eval.seed)  # fmt: skip
     return score_families(get_task(cfg.task.name).metrics, args)
+
+
+def objective(ds: ArrayDataset) -> str:
+    """The trainer's objective for a dataset's labels: multilabel for a 0/1 label matrix."""
+    return "multilabel" if ds.multilabel else "multiclass"
 
 
 def _set_up(
@@ -233,7 +251,8 @@ def _set_up(
         (log.info if prep.split_info.get("grouped") else log.warning)(note)
     torch.manual_seed(cfg.trainer.seed)  # the initial weights are part of the seeded run
     model = build_model(cfg.model.name, cfg.model.params, hints, train.n_classes)
-    trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names)
+    trainer = Trainer(model, cfg.optim, cfg.trainer, run_dir, train.class_names,
+                      input_kinds=prep.kinds, objective=objective(train))  # fmt: skip
     return prep, model, trainer
 
 
@@ -254,11 +273,11 @@ def train_run(
 
     t0 = time.perf_counter()
     info = distributed.setup(cfg.trainer.device)
-    if resume_dir is not None:
+    if resume_dir is not None:  # a run killed before its first checkpoint restarts
         run_dir = Path(resume_dir)
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
+        if not (run_dir / "config.yaml").is_file():
             raise ConfigError(
-                f"expected a run folder with checkpoints/last.pt, got {str(run_dir)!r} in --resume; "
+                f"expected a run folder with config.yaml, got {str(run_dir)!r} in --resume; "
                 "pass a folder written by `medtorch train`"
             )
     else:  # one new folder, named by rank 0
@@ -284,7 +303,7 @@ def train_run(
         assert isinstance(model, AfterFit), f"{cfg.model.name} declares after_fit"
         on = {"train": train, "valid": valid}
         stage2 = fit_after_training(model, {k: on[k] for k in model.after_fit_on}, run_dir)
-    fit_s = time.perf_counter() - t0
+    fit_s = time.perf_counter() - t0 + trainer.prior_wall_s  # with a resumed run's earlier sessions
 
     metrics: dict[str, Any] = {
         "run": run_dir.name,
@@ -339,10 +358,7 @@ def fit_after_training(
     if isinstance(summary.get("features"), list) and names:  # the stage's columns, by name
         summary["feature_names"] = [names[i] for i in summary["features"] if i < len(names)]
     fitted = {k: v.cpu() for k, v in model.state_dict().items() if not v.equal(before[k])}
-    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
-        state = ckpt.load_checkpoint(path)
-        state["model"].update(fitted)
-        ckpt.save_atomic(state, path)
+    ckpt.patch_weights(run_dir / "checkpoints", fitted)
     log.info("fitted the second stage: %s", summary)
     return summary
 
@@ -355,7 +371,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
                 f"expected {f} in the run folder, got {str(run_dir)!r} without it; "
                 "pass a folder written by `medtorch train`"
             )
-    cfg = load_config(migrate_moved_keys(yaml.safe_load((run_dir / "config.yaml").read_text())))
+    cfg = load_config(run_dir / "config.yaml", migrate=True)
     return cfg, json.loads((run_dir / "model.json").read_text())
 
 
@@ -375,16 +391,13 @@ def load_normalizer(run_dir: Path | str) -> Normalizer:
 
 
 def restore_model(run_dir: Path, checkpoint: str = "best"):
-    """Rebuild a run's model and load its checkpoint weights (CPU)."""
-    import torch
+    """Rebuild a run's model and load its checkpoint weights (CPU), without running code
+    from the run folder (:func:`medtorch.train.checkpoint.run_weights`)."""
+    from medtorch.train.checkpoint import run_weights
 
     cfg, spec = load_run(run_dir)
     model = build_model(spec["name"], spec["params"], spec["hints"], len(spec["class_names"]))
-    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
-    if not path.is_file():
-        raise ConfigError(f"expected a checkpoint at {path}, got none; train the run first")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(run_weights(Path(run_dir) / "checkpoints", checkpoint))
     model.eval()
     return cfg, spec, model
 
@@ -426,8 +439,9 @@ def evaluate_run(
         )
     _, _, model = restore_model(run_dir)
     trainer = Trainer(
-        model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None, test.class_names
-    )
+        model, cfg.optim, cfg.trainer.model_copy(update={"progress": False}), None,
+        test.class_names, input_kinds=prep.kinds, objective=objective(test),
+    )  # fmt: skip
     proba = trainer.predict_proba(test, checkpoint=None, tta=cfg.eval.tta)
     metrics = (
         json.loads((run_dir / "metrics.json").read_text())

@@ -25,7 +25,8 @@ class ArrayDataset:
         (N, F) for feature vectors, (N, C, T) for signals, (N, C, H, W) for images.
         Extra inputs (e.g. ``"rr"`` RR-interval features, (N, 4)) are passed to the
         model positionally in this order: ``model(*inputs.values())``.
-    y: (N,) int64 class indices into ``class_names``.
+    y: (N,) int64 class indices into ``class_names``; or, for a multi-label task, (N, L)
+        float32 0/1 with one column per entry of ``class_names`` (the label names).
     groups: (N,) str, the unit of independence of each sample.
     sample_ids: (N,) str, a stable id per sample (row id, record:sample index...).
     meta: free-form description (source, sfreq_hz, cohort counts...), JSON-serialisable.
@@ -56,10 +57,18 @@ class ArrayDataset:
                 f"expected {n} group ids, got {len(self.groups)} in groups; "
                 "give one group id per sample"
             )
-        self.y = np.asarray(self.y, dtype=np.int64)
         self.groups = np.asarray(self.groups).astype(str)
         if self.sample_ids is None:
             self.sample_ids = np.arange(n).astype(str)
+        if np.ndim(self.y) == 2:  # multi-label: one 0/1 column per label
+            self.y = np.asarray(self.y, dtype=np.float32)
+            if self.y.shape[1] != len(self.class_names) or not np.isin(self.y, (0, 1)).all():
+                raise DataError(
+                    f"expected a 0/1 matrix with {len(self.class_names)} columns (one per "
+                    f"label name), got shape {self.y.shape} in ArrayDataset.y; pass multi-hot labels"
+                )
+            return
+        self.y = np.asarray(self.y, dtype=np.int64)
         if n and (self.y.min() < 0 or self.y.max() >= len(self.class_names)):
             raise DataError(
                 f"expected labels in 0..{len(self.class_names) - 1}, got "
@@ -73,6 +82,16 @@ class ArrayDataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def multilabel(self) -> bool:
+        """True when ``y`` is a (N, L) 0/1 matrix (a multi-label task)."""
+        return self.y.ndim == 2
+
+    @property
+    def strata(self) -> np.ndarray | None:
+        """The labels a split may stratify by: ``y``, or None for a multi-label task."""
+        return None if self.multilabel else self.y
 
     def subset(self, index: Sequence[int] | np.ndarray) -> ArrayDataset:
         """Rows ``index`` as a new dataset (arrays are copied by fancy indexing)."""
@@ -88,5 +107,8 @@ class ArrayDataset:
         )
 
     def class_counts(self) -> dict[str, int]:
+        """Samples per class (multi-label: positives per label)."""
+        if self.multilabel:
+            return {c: int(k) for c, k in zip(self.class_names, self.y.sum(0))}
         counts = np.bincount(self.y, minlength=self.n_classes)
         return {c: int(k) for c, k in zip(self.class_names, counts)}

@@ -113,6 +113,8 @@ def _two_stage(
 def _group_labels(ds: ArrayDataset, uniq: np.ndarray, inverse: np.ndarray) -> np.ndarray:
     """Most frequent label of each group (stratifies grouped splits by group label)."""
     counts = np.zeros((len(uniq), max(ds.n_classes, 1)), dtype=np.int64)
+    if ds.strata is None:  # multi-label: groups are not stratified
+        return np.zeros(len(uniq), dtype=np.int64)
     np.add.at(counts, (inverse, ds.y), 1)
     return counts.argmax(axis=1)
 
@@ -141,7 +143,8 @@ def _grouped_kfold(ds: ArrayDataset, cfg: SplitConfig) -> Split:
             "pick an existing fold"
         )
     kf = StratifiedGroupKFold(n_splits=cfg.n_folds, shuffle=True, random_state=cfg.seed)
-    folds = [test for _, test in kf.split(np.zeros(len(ds)), ds.y, ds.groups)]
+    strata = ds.strata if ds.strata is not None else np.zeros(len(ds), dtype=np.int64)
+    folds = [test for _, test in kf.split(np.zeros(len(ds)), strata, ds.groups)]
     test, valid = folds[cfg.fold], folds[(cfg.fold + 1) % cfg.n_folds]
     train = np.setdiff1d(np.arange(len(ds)), np.concatenate([test, valid]))
     return {"train": train, "valid": valid, "test": test}
@@ -168,7 +171,7 @@ def make_split(ds: ArrayDataset, cfg: SplitConfig) -> Split:
     if cfg.method == "random":
         split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, None)))
     elif cfg.method == "stratified":
-        split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, ds.y)))
+        split = dict(zip(PARTS, _two_stage(idx, cfg.ratios, cfg.seed, ds.strata)))
     elif cfg.method == "grouped_kfold":
         split = _grouped_kfold(ds, cfg)
     elif cfg.method == "protocol":
@@ -265,7 +268,8 @@ def describe_split(ds: ArrayDataset, split: Split, cfg: SplitConfig) -> dict[str
     partitions = {}
     for name in PARTS:
         sub = split[name]
-        counts = np.bincount(ds.y[sub], minlength=ds.n_classes)
+        counts = (ds.y[sub].sum(0) if ds.multilabel
+                  else np.bincount(ds.y[sub], minlength=ds.n_classes))  # fmt: skip
         partitions[name] = {
             "n": len(sub),
             "n_groups": len(np.unique(ds.groups[sub])),

@@ -60,6 +60,12 @@ def _classification(a: ScoreArgs) -> dict[str, Any]:
     return evaluate(a.y, a.proba, a.class_names, **a.boot)
 
 
+def _multilabel(a: ScoreArgs) -> dict[str, Any]:
+    from medtorch.metrics.multilabel import multilabel_report
+
+    return multilabel_report(a.y, a.proba, a.class_names, **a.boot)
+
+
 def _aami(a: ScoreArgs) -> dict[str, Any]:
     from medtorch.metrics.aami import aami_report
 
@@ -88,6 +94,7 @@ FAMILIES: dict[str, MetricFamily] = {
     f.name: f
     for f in (
         MetricFamily("classification", _classification, "overall"),
+        MetricFamily("multilabel", _multilabel, "labels (multi-label)"),
         MetricFamily(
             "aami", _aami, "AAMI heartbeat classes", "standard", ("Se", "+P", "F1", "specificity")
         ),

@@ -6,18 +6,21 @@ wires them into the loop.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
-from collections.abc import Iterator
+import os
+import random
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.errors import ConfigError, SplitError, fmt
+from medtorch.train.cpu import forward_cost, mkldnn_enabled, pick_cpu_kernels
+from medtorch.train.step import FastAdamStep
+
+# moved to train/cpu.py and train/step.py; importable from here as before
+__all__ = ["FastAdamStep", "forward_cost", "mkldnn_enabled", "pick_cpu_kernels"]
 
 MONITORS = (
     "valid_loss",
@@ -111,6 +114,36 @@ def class_weights(cfg: TrainerConfig, y: np.ndarray, n_classes: int) -> np.ndarr
     return w
 
 
+def loss_weights(
+    cfg: TrainerConfig, y: np.ndarray, n_classes: int, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The loss's class weights (:func:`class_weights`) as a tensor and, with ``sampler:
+    balanced``, each training row's draw weight (each class drawn equally often on average)."""
+    w_np = class_weights(cfg, y, n_classes)
+    weight = torch.as_tensor(w_np, dtype=torch.float32, device=device) if w_np is not None else None
+    sample_w = None
+    if cfg.sampler == "balanced":
+        counts = np.bincount(y, minlength=n_classes)
+        sample_w = torch.as_tensor(1.0 / counts[y], dtype=torch.float64)
+    return weight, sample_w
+
+
+def seed_everything(
+    seed: int, rank: int, shuffle: torch.Generator, device: torch.device, deterministic: bool
+) -> None:
+    """Seed every RNG: the epoch order from ``seed`` (shared by all processes), dropout and
+    augmentation from ``seed + rank`` (each process its own stream; rank 0 = one process)."""
+    own = seed + rank
+    random.seed(own)
+    np.random.seed(own % 2**32)  # noqa: NPY002 (third-party code draws from it)
+    torch.manual_seed(own)
+    shuffle.manual_seed(seed)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
 def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:
     """Adam / AdamW / SGD; the fused kernel where every parameter allows it.
 
@@ -160,163 +193,39 @@ def build_scheduler(
 
 
 def valid_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """accuracy, balanced accuracy, macro F1 (sklearn) and AUROC: positive class for binary,
-    macro one-vs-rest over the classes present for multiclass; NaN with under two classes."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+    """The validation columns of a history row, from :func:`medtorch.metrics.evaluate`.
 
-    pred = proba.argmax(1)
+    accuracy, balanced accuracy; AUROC: the positive class for binary, the mean of the
+    one-vs-rest AUROCs of the classes present for multiclass (NaN with under two classes);
+    macro F1 over the classes present in the labels or the predictions, a class never
+    predicted counting 0 (so early epochs score low rather than undefined).
+
+    >>> v = valid_metrics(np.array([0, 1, 1]), np.array([[.9, .1], [.2, .8], [.6, .4]]))
+    >>> round(v["valid_accuracy"], 3), v["valid_auroc"]
+    (0.667, 1.0)
+    """
+    from medtorch.metrics import evaluate
+
+    k = proba.shape[1]
+    names = [str(i) for i in range(k)]
+    rep = evaluate(y, proba, names, n_bootstrap=0)
+    overall, per_class = rep["overall"], rep["per_class"]
     present = np.unique(y)
+
+    def value(entry: dict[str, Any]) -> float:
+        return math.nan if entry["value"] is None else float(entry["value"])
+
     if len(present) < 2:
         auroc = math.nan
-    elif proba.shape[1] == 2:
-        auroc = float(roc_auc_score(y, proba[:, 1]))
+    elif k == 2:
+        auroc = value(overall["auroc"])
     else:
-        auroc = float(np.mean([roc_auc_score(y == k, proba[:, k]) for k in present]))
-    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected early on
-        warnings.simplefilter("ignore")
-        bacc = float(balanced_accuracy_score(y, pred))
+        auroc = float(np.mean([value(per_class[names[i]]["auroc"]) for i in present]))
+    seen = np.union1d(present, proba.argmax(1))
+    f1 = [value(per_class[names[i]]["f1"]) for i in seen]
     return {
-        "valid_accuracy": float((pred == y).mean()),
-        "valid_balanced_accuracy": bacc,
+        "valid_accuracy": value(overall["accuracy"]),
+        "valid_balanced_accuracy": value(overall["balanced_accuracy"]),
         "valid_auroc": auroc,
-        "valid_macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "valid_macro_f1": float(np.mean(np.nan_to_num(f1, nan=0.0))),
     }
-
-
-def forward_cost(net: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, int, float, int]:
-    """Count one forward pass: (total FLOPs, aten op calls, convolution FLOPs, conv calls)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import FlopCounterMode
-
-    class _Calls(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.ops = self.convs = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            self.ops += 1
-            self.convs += func.overloadpacket is torch.ops.aten.convolution
-            return func(*args, **(kwargs or {}))
-
-    training = net.training
-    net.eval()  # no BN-statistics or dropout side effects; the same ops run
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            with FlopCounterMode(display=False) as flops, _Calls() as calls:
-                net(*inputs)
-    finally:
-        net.train(training)
-    conv = sum(v for k, v in flops.get_flop_counts()["Global"].items() if "convolution" in str(k))
-    return float(flops.get_total_flops()), calls.ops, float(conv), calls.convs
-
-
-def pick_cpu_kernels(
-    conv: str,
-    threads: int | str | None,
-    device: torch.device,
-    net: nn.Module,
-    inputs: list[torch.Tensor],
-    op_flops: float = 1e6,
-    conv_flops: float = 2e6,
-) -> tuple[bool, int]:
-    """Choose oneDNN-or-native CPU convolutions and the thread count for a training run.
-
-    Small clinical models at small batches are bound by fixed per-call costs: oneDNN adds
-    ~0.1 ms to every convolution call and a second thread adds synchronisation to every op
-    (the lab CNN at batch 10 trains ~1.6x faster with native kernels on one thread), while
-    large convolutions are several times faster with oneDNN on every core. ``"auto"``
-    decides from the work of one forward pass on a training batch, counted (not timed, so
-    the choice, and with it the floating-point results, is the same on every run):
-    one thread when ops average under ``op_flops`` FLOPs, native convolutions when
-    convolution calls average under ``conv_flops``. Returns (use_onednn, n_threads).
-    """
-    all_threads = torch.get_num_threads()
-    n_threads = threads if isinstance(threads, int) else all_threads
-    use_onednn = conv == "mkldnn" or (conv != "native" and bool(torch.backends.mkldnn.enabled))
-    if device.type != "cpu" or (conv != "auto" and threads != "auto"):
-        return use_onednn, n_threads
-    total, ops, conv_total, convs = forward_cost(net, inputs)
-    if threads == "auto" and total / max(ops, 1) < op_flops:
-        n_threads = 1
-    if conv == "auto" and convs:
-        use_onednn = conv_total / convs >= conv_flops
-    return use_onednn, n_threads
-
-
-@contextlib.contextmanager
-def mkldnn_enabled(enabled: bool) -> Iterator[None]:
-    """Switch oneDNN CPU kernels on or off inside the block (and restore the setting after)."""
-    prev = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = prev  # type: ignore[assignment]
-
-
-class FastAdamStep:
-    """``opt.step()`` for a fused Adam/AdamW, minus torch.optim's per-call Python.
-
-    At batch 10 a small model's step is ~1 ms and ``Optimizer.step`` spends a tenth of it on
-    hooks, state look-ups and grouping before the one fused kernel runs. This calls the same
-    kernel on the optimizer's own state tensors (so results and checkpoints are identical to
-    ``opt.step()``; a test checks bit-equality), reading lr, betas, eps and weight decay from
-    the param group at every step so schedulers keep working. The first call, and any step
-    where a parameter has no gradient, go through ``opt.step()`` itself.
-    """
-
-    def __init__(self, opt: torch.optim.Optimizer) -> None:
-        self.opt = opt
-        self.lists: tuple[list[torch.Tensor], ...] | None = None
-
-    @staticmethod
-    def supported(opt: torch.optim.Optimizer) -> bool:
-        d = opt.defaults
-        params = [p for g in opt.param_groups for p in g["params"]]
-        return (
-            isinstance(opt, torch.optim.Adam)  # AdamW is an Adam with decoupled weight decay
-            and bool(d.get("fused"))
-            and not any(d.get(k) for k in ("amsgrad", "maximize", "differentiable", "capturable"))
-            and len(opt.param_groups) == 1
-            and hasattr(torch, "_fused_adam_")
-            and len({(p.device, p.dtype) for p in params}) == 1
-        )
-
-    def __call__(self) -> None:
-        group = self.opt.param_groups[0]
-        if self.lists is None:
-            self.opt.step()  # creates the state tensors
-            params = list(group["params"])
-            state = [self.opt.state[p] for p in params]
-            self.lists = (
-                params,
-                [s["exp_avg"] for s in state],
-                [s["exp_avg_sq"] for s in state],
-                [s["step"] for s in state],
-            )
-            return
-        params, exp_avgs, exp_avg_sqs, steps = self.lists
-        grads = [p.grad for p in params]
-        if any(g is None for g in grads):
-            self.opt.step()
-            return
-        beta1, beta2 = group["betas"]
-        fused = torch._fused_adamw_ if group.get("decoupled_weight_decay") else torch._fused_adam_
-        torch._foreach_add_(steps, 1)
-        fused(
-            params,
-            grads,  # type: ignore[arg-type]
-            exp_avgs,
-            exp_avg_sqs,
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )

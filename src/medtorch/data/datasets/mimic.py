@@ -58,3 +58,49 @@ register_dataset(
         rank=3,
     )
 )
+
+
+_MIMIC4_URL = "https://physionet.org/files/mimic-iv-demo/2.2/"
+
+register_dataset(
+    DatasetInfo(
+        "mimic4_demo",
+        "mimic4_demo",
+        "MIMIC-IV Clinical Database Demo 2.2",
+        "100 patients, 275 admissions: the hosp/ and icu/ modules as gzipped CSV (ICD-9 and "
+        "ICD-10); icu/chartevents.csv.gz is not in this copy, so nothing requires it",
+        "ODbL 1.0 (PhysioNet)",
+        (
+            "Johnson A, Bulgarelli L, Pollard T, Horng S, Celi LA, Mark R. MIMIC-IV Clinical "
+            "Database Demo (version 2.2), PhysioNet (2023); doi:10.13026/dp1f-ex47",
+            "Johnson AEW et al. MIMIC-IV, a freely accessible electronic health record "
+            "dataset. Sci Data 10:1 (2023)",
+            "Goldberger AL et al. Circulation 101(23):e215-e220 (2000)",
+        ),
+        "https://physionet.org/content/mimic-iv-demo/2.2/",
+        files_from_checksums("mimic4_demo", lambda path: (f"{_MIMIC4_URL}{path}", None, None)),
+        rank=3,
+    )
+)
+
+register_dataset(
+    DatasetInfo(
+        "mimic4_demo_meds",
+        "mimic4_demo_meds",
+        "MIMIC-IV demo as one MEDS-style event table",
+        "the MIMIC-IV demo's 100 subjects as 916,166 events (subject_id, time, code, table, "
+        "value; chartevents included), a third-party reshaping of the MEDS derivative",
+        "ODbL 1.0 (derived from the MIMIC-IV demo)",
+        (
+            "van de Water R et al. MIMIC-IV demo data in the Medical Event Data Standard "
+            "(MEDS), version 0.0.1, PhysioNet (2025); doi:10.13026/t2y8-ea41",
+            "Johnson A et al. MIMIC-IV Clinical Database Demo (version 2.2), PhysioNet (2023)",
+        ),
+        "https://physionet.org/content/mimic-iv-demo-meds/0.0.1/",
+        files_from_checksums("mimic4_demo_meds"),
+        manual_download="this single-table reshaping has no public download of its own: the "
+        "MEDS release (doi:10.13026/t2y8-ea41) holds the same events sharded; its SOURCE.md "
+        "says how this table was made from it",
+        rank=3,
+    )
+)

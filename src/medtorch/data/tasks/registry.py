@@ -86,6 +86,9 @@ class Encoder(Protocol):
 
 
 class EncoderType(Protocol):
+    """An encoder class. One with ``raw_inputs`` takes a dataset holding those raw inputs
+    (e.g. each sample's own codes as one object) and makes the declared inputs itself."""
+
     filename: str
 
     def fit(
@@ -260,7 +263,8 @@ def build_task(
             "remove or rename the unknown key"
         ) from None
     ds = info.fn(data_dir, **params)
-    declared = list(info.kinds(params))
+    raw = getattr(info.encoder, "raw_inputs", None)  # an encoder that makes the inputs
+    declared = list(raw) if raw is not None else list(info.kinds(params))
     if list(ds.inputs) != declared:
         raise ConfigError(
             f"expected inputs {declared} (as task {name!r} declares), got "

@@ -1,0 +1,94 @@
+"""Which model inputs may be augmented, and how: declared, not guessed from a tensor's rank.
+
+``input_kinds`` maps each input name to what it holds:
+
+    signal    (N, C, T) waveforms: time reversal, sign flip, gain, shift, noise; TTA views
+    image     (N, C, H, W): flips and transposes (``augment.dihedral``)
+    features  (N, F) tabular values: left alone
+    codes     integer indices (diagnosis / procedure codes for embeddings): never touched
+    times     time stamps or gaps: left alone
+    values    measurements paired with codes or times: left alone
+
+Without a declaration the old rule applies to the first input only (rank 3: signal, rank 4:
+image, else features) and every other input is left alone, so existing callers see the same
+batches; an integer first input is ``codes`` whatever its rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from medtorch.config import AugmentConfig
+from medtorch.errors import ConfigError, fmt
+from medtorch.train.augment import augment_dihedral, augment_signals
+
+KINDS = ("signal", "image", "features", "codes", "times", "values")
+
+
+def default_kinds(inputs: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """The kinds the trainer assumed before inputs were declared (see the module doc)."""
+    kinds = dict.fromkeys(inputs, "features")
+    if not kinds:
+        return kinds
+    first = next(iter(inputs))  # the old rule looked at the first input only
+    x = np.asarray(inputs[first])
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        kinds[first] = "codes"
+    elif x.ndim == 3:
+        kinds[first] = "signal"
+    elif x.ndim == 4:
+        kinds[first] = "image"
+    return kinds
+
+
+def resolve_kinds(
+    declared: Mapping[str, str] | None, inputs: Mapping[str, np.ndarray]
+) -> dict[str, str]:
+    """Declared kinds (checked against the inputs), else :func:`default_kinds`."""
+    if declared is None:
+        return default_kinds(inputs)
+    for name, kind in declared.items():
+        if kind not in KINDS:
+            raise ConfigError(fmt(f"one of {list(KINDS)}", kind, f"input_kinds[{name!r}]",
+                                  "declare what the input holds"))  # fmt: skip
+    unknown = sorted(set(declared) - set(inputs))
+    if unknown:
+        raise ConfigError(fmt(f"input names among {list(inputs)}", unknown, "input_kinds",
+                              "declare the dataset's own input names"))  # fmt: skip
+    kinds = {name: declared.get(name, "features") for name in inputs}
+    for name, kind in kinds.items():
+        rank = {"signal": 3, "image": 4}.get(kind)
+        arr = np.asarray(inputs[name])
+        if rank is not None and arr.ndim != rank:
+            raise ConfigError(fmt(f"a rank-{rank} array for a {kind} input", tuple(arr.shape),
+                                  f"input_kinds[{name!r}]", "fix the declaration"))  # fmt: skip
+        if rank is not None and not np.issubdtype(arr.dtype, np.floating):
+            raise ConfigError(fmt(f"floating values for a {kind} input", str(arr.dtype),
+                                  f"input_kinds[{name!r}]", "declare integer indices as codes"))  # fmt: skip
+    return kinds
+
+
+def augment_batch(
+    batch: list[torch.Tensor], kinds: list[str], cfg: AugmentConfig
+) -> list[torch.Tensor]:
+    """Augment the signal and image inputs of one training batch (others unchanged)."""
+    out = list(batch)
+    for i, kind in enumerate(kinds):
+        if kind == "signal":
+            out[i] = augment_signals(out[i], cfg)
+        elif kind == "image" and cfg.dihedral:
+            out[i] = augment_dihedral(out[i])
+    return out
+
+
+def tta_views(xs: list[torch.Tensor], kinds: list[str]) -> list[list[torch.Tensor]]:
+    """Test-time views: the first signal input as is, time-reversed, sign-flipped and both
+    (the others unchanged); just the inputs when there is no signal input."""
+    sig = [i for i, k in enumerate(kinds) if k == "signal"]
+    if not sig:
+        return [xs]
+    i, x = sig[0], xs[sig[0]]
+    return [[*xs[:i], v, *xs[i + 1 :]] for v in (x, x.flip(-1), -x, -x.flip(-1))]
