@@ -291,9 +291,8 @@ display(Image(filename=str(run_dir / "learning_curves.png")))
 #    test AUROC with `auroc_ci`. Then write it in PyTorch: `nn.Linear(F, 1)` with
 #    `BCEWithLogitsLoss` and `weight_decay` as the L2 penalty. Does the MLP beat it, given
 #    the confidence intervals?
-# 2. Train the library's linear model: `medtorch models` lists `bag_logreg` and `mlp`;
-#    `mlp` with `model.params.hidden=[]` is logistic regression.
-#    (`load_config("lab1_ffn_svmlight", ["model.params.hidden=[]"])`).
+# 2. Train the library's linear model: the `mlp` with no hidden layer is logistic
+#    regression (`load_config("lab1_ffn_svmlight", ["model.params.hidden=[]"])`).
 # 3. Replace the z-score with `log1p` of the counts followed by the z-score. Does AUROC move?
 # 4. The AUROC interval is wide. How many test patients would halve its width? (The width
 #    shrinks roughly as $1/\sqrt{n}$.)

@@ -28,11 +28,12 @@
 # 5. the same models trained by `medtorch` on the MIMIC-III demo.
 #
 # The demo has 100 patients: 80 readmission samples, far too few to learn from (a test set
-# of a few dozen admissions, a handful of them positive). So the models are first trained on a **synthetic cohort with a
-# planted signal** (the label is carried only by the order of two codes, as in
-# `benchmarks/ehr/planted.py`), where we know what a good model must find, and then run on
-# the demo for the mechanics. Needs `$MEDTORCH_DATA/mimic3_demo`. About a minute on a
-# laptop CPU.
+# of a few dozen admissions, a handful of them positive). So the models are first trained
+# on a **synthetic cohort with a planted signal** (the label is carried only by the order
+# of two codes, as in `benchmarks/ehr/planted.py`), where we know what a good model must
+# find, and then run on the demo for the mechanics. Needs `$MEDTORCH_DATA/mimic3_demo`.
+# About a minute on a laptop CPU; the full MIMIC-III (credentialed access) is read the same
+# way with `task.params.path` pointing at its folder.
 
 # %%
 import json

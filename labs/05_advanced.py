@@ -64,7 +64,7 @@ RUNS = Path(
 # interval features relative to the record; the network is 8 residual blocks of 16-32
 # filters; after training, a second stage (gradient-boosted trees on RR and beat-shape
 # features, fitted on DS1) decides N vs S again. Shortened here: 2 blocks of 8 filters,
-# one epoch, 300 bootstrap resamples.
+# one epoch, 200 bootstrap resamples.
 
 # %%
 # --- medtorch cell: train a recipe (becomes mt.load_recipe / mt.train / mt.open_run) ---
@@ -78,7 +78,7 @@ ecg_cfg = load_config(
         "model.params.n_blocks=2",
         "trainer.max_epochs=1",
         "trainer.progress=false",
-        "eval.n_bootstrap=300",
+        "eval.n_bootstrap=200",
     ],
 )
 ecg_dir = train_run(ecg_cfg, RUNS, DATA)
@@ -163,7 +163,7 @@ img_cfg = load_config(
         "model.params.small_input=false",
         "trainer.max_epochs=2",
         "trainer.progress=false",
-        "eval.n_bootstrap=300",
+        "eval.n_bootstrap=200",
     ],
 )
 img_dir = train_run(img_cfg, RUNS, DATA)
