@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,17 +79,26 @@ def test_lab_runs(path: Path, request: pytest.FixtureRequest, tmp_path: Path) ->
     if path.stem in NEEDS_DATA:
         env_data = str(request.getfixturevalue("data_dir"))  # fails in CI when missing
     nb = jupytext.read(path, fmt="py:percent")
-    saved = {k: os.environ.get(k) for k in ("MEDTORCH_DATA", "MPLBACKEND", "TMPDIR")}
+    # a kernel spec of this very interpreter, so the notebook runs where the test runs
+    spec = tmp_path / "jupyter" / "kernels" / "medtorch-labs"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "medtorch labs",
+                                                  "language": "python"}))  # fmt: skip
+    keys = ("MEDTORCH_DATA", "MPLBACKEND", "TMPDIR", "JUPYTER_PATH")
+    saved = {k: os.environ.get(k) for k in keys}
     if env_data:
         os.environ["MEDTORCH_DATA"] = env_data
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ["TMPDIR"] = str(tmp_path)  # the labs' run folders go to a temp dir
+    os.environ["JUPYTER_PATH"] = str(tmp_path / "jupyter")
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
         client = nbclient.NotebookClient(
-            nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(LABS)}}
-        )
+            nb, kernel_name="medtorch-labs", timeout=600,
+            resources={"metadata": {"path": str(LABS)}},
+        )  # fmt: skip
         client.execute()  # raises CellExecutionError on the first cell that fails
     finally:
         for k, v in saved.items():
@@ -100,11 +110,9 @@ def test_lab_runs(path: Path, request: pytest.FixtureRequest, tmp_path: Path) ->
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     request.node.user_properties.append(("wall_s", round(wall, 1)))
-    times = ROOT / "runs" / "lab_times.json"
-    times.parent.mkdir(exist_ok=True)
-    record = json.loads(times.read_text()) if times.is_file() else {}
-    record[path.stem] = {"wall_s": round(wall, 1), "kernel_cpu_s": round(cpu, 1)}
-    times.write_text(json.dumps(record, indent=1) + "\n")
+    times = ROOT / "runs" / "lab_times" / f"{path.stem}.json"  # one file each: xdist-safe
+    times.parent.mkdir(parents=True, exist_ok=True)
+    times.write_text(json.dumps({"wall_s": round(wall, 1), "kernel_cpu_s": round(cpu, 1)}) + "\n")
     print(f"{path.stem}: {wall:.1f} s wall, {cpu:.1f} s kernel CPU")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]  # fmt: skip
