@@ -103,8 +103,7 @@ print("inputs:", ecg_spec["input_kinds"], " hints:", ecg_spec["hints"])
 # unchanged, which is what makes deep stacks trainable.
 
 # %%
-block = ecg_model.blocks[1] if hasattr(ecg_model, "blocks") else None
-print(block if block is not None else ecg_model)
+print(ecg_model.blocks[1])  # the second residual block (it downsamples: stride 2)
 x_demo = torch.randn(4, ecg_spec["hints"]["n_inputs"], ecg_spec["hints"]["n_times"])  # (N, C, T)
 rr_demo = torch.randn(4, ecg_spec["hints"]["n_rr"])
 with torch.no_grad():

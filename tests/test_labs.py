@@ -85,8 +85,12 @@ def test_lab_runs(path: Path, request: pytest.FixtureRequest, tmp_path: Path) ->
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "medtorch labs",
                                                   "language": "python"}))  # fmt: skip
-    keys = ("MEDTORCH_DATA", "MPLBACKEND", "TMPDIR", "JUPYTER_PATH")
+    keys = ("MEDTORCH_DATA", "MPLBACKEND", "TMPDIR", "JUPYTER_PATH", "PYTHONPATH")
     saved = {k: os.environ.get(k) for k in keys}
+    if pp := os.environ.get("PYTHONPATH"):  # the kernel starts in labs/: make entries absolute
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in pp.split(os.pathsep) if p
+        )
     if env_data:
         os.environ["MEDTORCH_DATA"] = env_data
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
