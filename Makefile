@@ -39,8 +39,8 @@ demo: install
 	$(BIN)/medtorch demo --out $(OUT)
 
 lint: install-test
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools labs
+	$(BIN)/ruff format --check src tests benchmarks tools labs
 
 typecheck: install-test
 	$(BIN)/mypy
