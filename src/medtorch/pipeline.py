@@ -303,7 +303,14 @@ def train_run(
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     train, valid, test = prep.parts["train"], prep.parts["valid"], prep.parts["test"]
-    trainer.fit(train, valid, resume=resume_dir is not None)
+    try:
+        trainer.fit(train, valid, resume=resume_dir is not None)
+    except MedtorchError:
+        # a bad setting found while training (a diverged loss): a new folder with no
+        # checkpoint holds nothing to resume, so it goes
+        if resume_dir is None and info.main and not (run_dir / "checkpoints" / "last.pt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if not info.main:
         return run_dir
     stage2 = None

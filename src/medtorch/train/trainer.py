@@ -20,8 +20,7 @@ small piece in its own file:
 
 Design choices: data is already in memory (:class:`~medtorch.data.dataset.ArrayDataset`), so
 each input becomes a tensor once, on the training device, and a batch is ``t[idx]`` for a
-slice of a shuffled index tensor (no DataLoader; ``trainer.num_workers`` is accepted and
-ignored). Floating inputs become float32, integer inputs int64, boolean inputs stay bool.
+slice of a shuffled index tensor (no DataLoader, so ``trainer.num_workers`` must be 0). Floating inputs become float32, integer inputs int64, boolean inputs stay bool.
 The model returns logits; the loss lives in the :class:`~medtorch.train.objective.Objective`.
 Under torchrun each rank takes its share of every global batch of the shared epoch order and
 rank 0 validates, decides and writes; validation, prediction and checkpoints always use the
@@ -43,7 +42,7 @@ from torch import nn
 
 from medtorch.config import OptimConfig, TrainerConfig
 from medtorch.data.dataset import ArrayDataset
-from medtorch.errors import ConfigError, fmt
+from medtorch.errors import ConfigError, MedtorchError, fmt
 from medtorch.train import atomic, distributed, evaluation, faults, signals, tracking
 from medtorch.train import checkpoint as ckpt
 from medtorch.train import resume as resume_state
@@ -256,6 +255,12 @@ class Trainer:
                 # validate (rank 0; its row, so every decision, is broadcast), then select
                 loss_sum = distributed.all_reduce_sum(loss_sum)
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum.item() / n_epoch}
+                if not math.isfinite(row["train_loss"]):  # diverged: nothing after it is usable
+                    raise MedtorchError(
+                        f"expected a finite training loss, got {row['train_loss']} in epoch "
+                        f"{epoch} (optim.lr {self.optim_cfg.lr:g}); lower optim.lr, set "
+                        "trainer.grad_clip, or check the inputs for NaN"
+                    )
                 if self.dist.main:
                     row.update(self._valid_row(valid, vxs, vy, weight))
                 row = distributed.broadcast(row)
