@@ -98,10 +98,9 @@ def write_markdown(rows: list[dict[str, str]], before: list[dict[str, str]] | No
     lines += [
         "Not in this table, handled elsewhere: damaged or crafted checkpoints (`best.pt`,",
         "`last.pt`) and faults during training (signals, a full disk) belong to the checkpoint",
-        "and fault-injection work. Known gap: a finite but huge learning rate (`optim.lr=1e30`)",
-        "still diverges to a NaN loss, which ends in a scikit-learn `ValueError: Input contains",
-        "NaN` traceback and leaves a run folder without checkpoints; non-finite values are",
-        "refused at config validation, and a NaN-loss guard in the trainer is the fix still wanted.",
+        "and fault-injection work. A finite but huge learning rate (`optim.lr=1e30`), whose loss",
+        "diverges, is one line from the trainer and leaves no run folder (`tests/test_diverged.py`);",
+        "non-finite values are refused at config validation.",
         "",
     ]
     areas: dict[str, list[dict[str, str]]] = {}
