@@ -121,7 +121,7 @@ def build_ehr_dataset(
         sample_ids=samples.sample_ids.astype(str),
         meta={
             "source": str(root),
-            "dataset": source,
+            "dataset": source if path is None else None,  # a path of yours: no dataset to check
             "group_unit": "patient",
             "ehr": {
                 "task": task,
