@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sp = dsub.add_parser(name, help=help_)
         sp.add_argument("name")
+        if name == "fetch":
+            sp.add_argument("--from", dest="source", default=None, metavar="FILE",
+                            help="install from a local archive (checked against its checksum file)")  # fmt: skip
 
     t = sub.add_parser("train", help="train a recipe and write a run folder")
     t.add_argument("recipe", nargs="?", help="recipe file or name (see `medtorch recipes`)")
@@ -160,8 +163,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
                 f"re-fetch with `medtorch data fetch {args.name}`"
             )
         return 0
-    registry.fetch(args.name, data_dir)
-    print(f"{args.name}: fetched and verified in {data_dir}")
+    source = Path(args.source) if args.source else None
+    done = registry.fetch(args.name, data_dir, source=source)
+    if source is not None:
+        print(f"{args.name}: {source} verified and installed in {done[-1]}")
+    else:
+        print(f"{args.name}: fetched and verified in {data_dir}")
     return 0
 
 
