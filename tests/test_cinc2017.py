@@ -285,6 +285,7 @@ def test_train_and_predict_a_strip(tmp_path: Path, capsys) -> None:
     rows = out.read_text().splitlines()
     assert rows[0] == "segment,start_s,end_s,predicted,p_N,p_A,p_O,p_~"
     assert rows[1].startswith("strip,0.0,4.0,") and len(rows) == 2 + 200 // 32 + 1
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"  # strip + rhythm band
     # a CSV strip, and one shorter than one output segment of the network
     csv_strip = tmp_path / "s.csv"
     csv_strip.write_text("mV\n" + "\n".join(str(v) for v in np.sin(np.arange(3000) / 9)))

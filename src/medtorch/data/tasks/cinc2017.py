@@ -292,8 +292,36 @@ def predict_strip(
         w = csv.writer(f)
         w.writerow(["segment", "start_s", "end_s", "predicted", *[f"p_{c}" for c in classes]])
         w.writerows(rows)
+    png = out.with_suffix(".png")
+    draw_strip(png, x, rate, rows, classes, title=f"{Path(input_path).name}: {rows[0][3]}")
     return (f"{Path(input_path).name}: {rows[0][3]} (p {p_strip.max():.2f}); "
-            f"{len(rows) - 1} segments written to {out}")  # fmt: skip
+            f"{len(rows) - 1} segments written to {out}, drawn in {png}")  # fmt: skip
+
+
+def draw_strip(
+    png: Path, x: np.ndarray, rate: float, rows: list[list[Any]], classes: list[str], title: str
+) -> None:
+    """The strip with its per-segment predicted rhythm shaded beneath it."""
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    colours = {c: colormaps["tab10"](i) for i, c in enumerate(classes)}
+    fig = Figure(figsize=(12, 3))
+    FigureCanvasAgg(fig)
+    ax, band = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    ax.plot(np.arange(len(x)) / rate, x, lw=0.6, color="black")
+    ax.set_ylabel("mV")
+    ax.set_title(title)
+    for _, start, end, label, *_ in rows[1:]:
+        band.axvspan(float(start), float(end), color=colours[label], lw=0)
+    band.set_yticks([])
+    band.set_xlabel("time (s); band: predicted rhythm per segment")
+    handles = [Rectangle((0, 0), 1, 1, color=colours[c]) for c in classes]
+    band.legend(handles, classes, ncol=len(classes), loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
 
 
 @register_task(
