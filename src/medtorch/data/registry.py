@@ -71,6 +71,8 @@ class DatasetInfo:
     # installs the dataset itself (one archive, not a list of files):
     # fetcher(data_dir, timeout_s, source) -> what it wrote; source: a local archive (--from)
     fetcher: Callable[[Path, float, Path | None], list[str]] | None = None
+    # with a fetcher: checker(data_dir) -> (what, ok, reason) rows for verify and status
+    checker: Callable[[Path], list[tuple[str, bool, str]]] | None = None
 
     @property
     def citation(self) -> str:
@@ -201,6 +203,12 @@ def _sha256(path: Path, gunzip: bool = False) -> str:
 def dataset_status(name: str, data_dir: Path | str | None) -> str:
     """ "present", "missing", "bundled" or "partial (n of m files)" (existence only)."""
     info = get_dataset(name)
+    if info.checker is not None:
+        rows = info.checker(Path(data_dir)) if data_dir is not None else []
+        if not rows:
+            return "missing"
+        bad = sum(not ok for _, ok, _ in rows)
+        return "present" if not bad else f"partial ({len(rows) - bad} of {len(rows)} files)"
     files = dataset_files(info, data_dir)
     n = 0
     if data_dir is not None:
@@ -236,6 +244,10 @@ def verify(name: str, data_dir: Path | str) -> list[tuple[str, bool, str]]:
     Never raises for bad files; the CLI decides what to do with failures.
     """
     info = get_dataset(name)
+    if info.checker is not None:
+        return info.checker(Path(data_dir)) or [
+            (info.folder, False, f"missing: `medtorch data fetch {name} [--from FILE]` installs it")
+        ]
     folder = dataset_dir(data_dir, info.folder)
     files = dataset_files(info, data_dir)
     if info.manifest_url is not None and not files:

@@ -219,6 +219,37 @@ def records_dir(data_dir: Path | str | None) -> Path:
     )
 
 
+def check(data_dir: Path) -> list[tuple[str, bool, str]]:
+    """``medtorch data verify cinc2017``: each archive in ``<data dir>/cinc2017`` against its
+    checksum file, a folder unpacked by hand (present, not checked), or the cache's last
+    ``--from`` install (checked when installed). Nothing is unpacked."""
+    folder = Path(data_dir) / NAME
+    rows: list[tuple[str, bool, str]] = []
+    for name in ("training2017.tar.xz", ARCHIVE, "training2017.tar.gz"):
+        if (folder / name).is_file():
+            try:
+                expected, _ = _expected_sha(folder / name, None)
+            except DataError:
+                rows.append((name, False, "no checksum file beside it"))
+                continue
+            ok = sha256_file(folder / name) == expected
+            rows.append(
+                (name, ok, "ok" if ok else f"sha256 mismatch (expected {expected[:12]}...)")
+            )
+    if (folder / "training2017" / "RECORDS").is_file():
+        rows.append(("training2017/", True, "unpacked by hand (files not checked)"))
+    last = cache_dir() / NAME / "LAST"
+    if (
+        not rows
+        and last.is_file()
+        and (cache_dir() / NAME / last.read_text().strip() / MARKER).is_file()
+    ):
+        rows.append(
+            (f"cache {last.read_text().strip()}", True, "installed with --from, checked then")
+        )
+    return rows
+
+
 def _download(url: str, dest: Path, timeout_s: float) -> None:
     part = dest.with_name(dest.name + ".part")
     try:
@@ -292,6 +323,7 @@ register_dataset(
         manual_download=f"download {BASE_URL}{ARCHIVE} and {BASE_URL}{LABELS}",
         size_note="about 200 MB unpacked (8,528 records)",
         fetcher=fetch,
+        checker=check,
         rank=8,
     )
 )
