@@ -24,13 +24,17 @@ NAMES = [
     "ham10000_subset",
 ]
 EXTERNAL = ["incartdb", "svdb"]  # listed by the publisher's SHA256SUMS.txt, not in the package
+ARCHIVES = ["cinc2017"]  # installed from one archive by their own fetcher
 
 
 def test_six_datasets_with_checksums_and_licence() -> None:
     infos = registry.list_datasets()
-    assert [d.name for d in infos] == NAMES + EXTERNAL
+    assert [d.name for d in infos] == NAMES + EXTERNAL + ARCHIVES
     for d in infos:
         assert d.licence and d.citations and d.homepage
+        if d.name in ARCHIVES:
+            assert d.fetcher is not None and not d.files
+            continue
         if d.name in EXTERNAL:
             assert not d.files and d.manifest_url.endswith("/1.0.0/SHA256SUMS.txt")
             continue
@@ -72,7 +76,8 @@ def test_verify_all_present_datasets(data_dir: Path) -> None:
         for d in registry.list_datasets()
         if registry.dataset_status(d.name, data_dir) == "present"
     ]
-    assert present == NAMES  # the shared data folder holds all six (not INCART or SVDB)
+    # the shared data folder holds all six and the CinC 2017 archive (not INCART or SVDB)
+    assert present == NAMES + ARCHIVES
     for name in present:
         bad = [r for r in registry.verify(name, data_dir) if not r[1]]
         assert not bad, (name, bad[:3])

@@ -19,7 +19,8 @@ from medtorch.errors import ConfigError, SplitError
 
 
 def test_aami_mapping() -> None:
-    expected = {"N": "NLRej", "S": "AaJS", "V": "VE", "F": "F", "Q": "/fQ"}
+    # de Chazal's Table I, plus B and n (N) and r (V) of other PhysioNet databases
+    expected = {"N": "NLRBejn", "S": "AaJS", "V": "VrE", "F": "F", "Q": "/fQ"}
     assert {c: "".join(s for s, k in AAMI_MAP.items() if k == c) for c in AAMI_CLASSES} == expected
     for non_beat in '+~|!x[]"':
         assert non_beat not in AAMI_MAP

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sp = dsub.add_parser(name, help=help_)
         sp.add_argument("name")
+        if name == "fetch":
+            sp.add_argument("--from", dest="source", default=None, metavar="FILE",
+                            help="install from a local archive (checked against its checksum file)")  # fmt: skip
     cv = dsub.add_parser(
         "convert", help="write an EHR source as a MEDS folder (other MEDS tools read it)"
     )
@@ -179,8 +182,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
         return 0
     if args.data_cmd == "convert":
         return _convert(args, data_dir)
-    registry.fetch(args.name, data_dir)
-    print(f"{args.name}: fetched and verified in {data_dir}")
+    source = Path(args.source) if args.source else None
+    done = registry.fetch(args.name, data_dir, source=source)
+    if source is not None:
+        print(f"{args.name}: {source} verified and installed in {done[-1]}")
+    else:
+        print(f"{args.name}: fetched and verified in {data_dir}")
     return 0
 
 

@@ -68,6 +68,11 @@ class DatasetInfo:
     manifest_url: str | None = None  # the publisher's sha256sum list; files come from it
     size_note: str = ""  # the size, in words, when the files are not listed in the package
     rank: int = 100  # place in `medtorch data list` (then by name): the catalogue's order
+    # installs the dataset itself (one archive, not a list of files):
+    # fetcher(data_dir, timeout_s, source) -> what it wrote; source: a local archive (--from)
+    fetcher: Callable[[Path, float, Path | None], list[str]] | None = None
+    # with a fetcher: checker(data_dir) -> (what, ok, reason) rows for verify and status
+    checker: Callable[[Path], list[tuple[str, bool, str]]] | None = None
 
     @property
     def citation(self) -> str:
@@ -198,6 +203,12 @@ def _sha256(path: Path, gunzip: bool = False) -> str:
 def dataset_status(name: str, data_dir: Path | str | None) -> str:
     """ "present", "missing", "bundled" or "partial (n of m files)" (existence only)."""
     info = get_dataset(name)
+    if info.checker is not None:
+        rows = info.checker(Path(data_dir)) if data_dir is not None else []
+        if not rows:
+            return "missing"
+        bad = sum(not ok for _, ok, _ in rows)
+        return "present" if not bad else f"partial ({len(rows) - bad} of {len(rows)} files)"
     files = dataset_files(info, data_dir)
     n = 0
     if data_dir is not None:
@@ -233,6 +244,10 @@ def verify(name: str, data_dir: Path | str) -> list[tuple[str, bool, str]]:
     Never raises for bad files; the CLI decides what to do with failures.
     """
     info = get_dataset(name)
+    if info.checker is not None:
+        return info.checker(Path(data_dir)) or [
+            (info.folder, False, f"missing: `medtorch data fetch {name} [--from FILE]` installs it")
+        ]
     folder = dataset_dir(data_dir, info.folder)
     files = dataset_files(info, data_dir)
     if info.manifest_url is not None and not files:
@@ -258,15 +273,27 @@ def _download(url: str, dest: Path, timeout_s: float, name: str, folder: str) ->
     part.replace(dest)
 
 
-def fetch(name: str, data_dir: Path | str, timeout_s: float = 30) -> list[str]:
+def fetch(
+    name: str, data_dir: Path | str, timeout_s: float = 30, source: Path | None = None
+) -> list[str]:
     """Download the missing or bad files of ``name`` into ``data_dir/<folder>``.
+
+    A dataset with its own ``fetcher`` (one archive) installs itself, from ``source`` (a
+    local archive, ``--from``) when given; ``source`` for any other dataset is an error.
 
     Each file goes to ``<file>.part`` and is renamed when complete, then checked against
     its sha256 (a mismatch deletes it and raises DataError). Offline -> one-line DataError
     naming the URL and the folder to fill by hand. Returns the files downloaded.
     """
     info = get_dataset(name)
+    if info.fetcher is not None:
+        return info.fetcher(Path(data_dir), timeout_s, source)
     folder = dataset_dir(data_dir, info.folder)
+    if source is not None:
+        raise DataError(
+            f"expected a dataset installed from one archive, got {name!r} in --from; "
+            f"drop --from: {name} is fetched file by file (medtorch data info {name})"
+        )
     if info.manifest_url is not None and not (folder / MANIFEST).is_file():
         folder.mkdir(parents=True, exist_ok=True)
         _download(info.manifest_url, folder / MANIFEST, timeout_s, name, str(folder))

@@ -29,16 +29,22 @@ from medtorch.ecg.features import (
 from medtorch.ecg.records import BEAT_SYMBOLS, read_lead
 from medtorch.errors import ConfigError
 
-# AAMI EC57:1998/(R)2008 beat classes from MIT-BIH beat symbols, as used by de Chazal,
-# O'Dwyer & Reilly, IEEE TBME 51(7):1196-1206 (2004), Table I.
+# AAMI EC57:1998/(R)2008 beat classes from WFDB beat symbols, as used by de Chazal,
+# O'Dwyer & Reilly, IEEE TBME 51(7):1196-1206 (2004), Table I, for the symbols MIT-BIH uses;
+# the three beat symbols of other PhysioNet databases follow EC57's classes: B (bundle
+# branch block beat, unspecified) is N like L and R, n (supraventricular escape) is N like
+# the atrial and nodal escapes e and j, r (R-on-T premature ventricular contraction) is V.
+# "?" (beat not classified) has no AAMI class: training drops it and scoring counts it as
+# unmapped (UNMAPPED), never a class. None of B, n, r, ? occurs in MIT-BIH.
 AAMI_MAP: dict[str, str] = {
-    "N": "N", "L": "N", "R": "N", "e": "N", "j": "N",  # normal, bundle branch blocks, escapes
+    "N": "N", "L": "N", "R": "N", "B": "N", "e": "N", "j": "N", "n": "N",  # normal, BBB, escapes
     "A": "S", "a": "S", "J": "S", "S": "S",  # supraventricular ectopic
-    "V": "V", "E": "V",  # ventricular ectopic
+    "V": "V", "r": "V", "E": "V",  # ventricular ectopic
     "F": "F",  # fusion of ventricular and normal
     "/": "Q", "f": "Q", "Q": "Q",  # paced, fusion of paced and normal, unclassifiable
 }  # fmt: skip
 AAMI_CLASSES = ["N", "S", "V", "F", "Q"]
+UNMAPPED = frozenset(BEAT_SYMBOLS) - set(AAMI_MAP)  # beat symbols with no AAMI class: "?"
 
 
 def window_bounds(window_s: Sequence[float], fs_hz: float) -> tuple[int, int]:

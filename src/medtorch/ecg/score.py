@@ -111,14 +111,18 @@ def _record_pairs(
     rows, _ = predict_record(model, apply, stem, params, class_names=classes,
                              use_annotations=not detect, annotation_ext=annotation_ext,
                              detector=detector)  # fmt: skip
-    info: dict[str, Any] = {"lead": rows[0]["lead"] if rows else None}
-    if not detect:  # beats without an AAMI class (B, r, n, ?) are not scored, as in training
-        rows = [r for r in rows if r["ref_class"] in index]
-        return [index[r["ref_class"]] for r in rows], [index[r["predicted"]] for r in rows], info
     pred = [index[r["predicted"]] for r in rows]
+    info: dict[str, Any] = {"lead": rows[0]["lead"] if rows else None}
+    if not detect:  # beats whose symbol has no AAMI class (e.g. "?") are counted, not scored
+        mapped = [r["ref_class"] in index for r in rows]
+        info["unmapped"] = _count_unmapped(r["ref_symbol"] for r, m in zip(rows, mapped) if not m)
+        return ([index[r["ref_class"]] for r, m in zip(rows, mapped) if m],
+                [p for p, m in zip(pred, mapped) if m], info)  # fmt: skip
     ann = read_annotations(stem, annotation_ext, fs_hz=fs_hz)
-    beat = np.isin(ann.symbol, list(BEAT_SYMBOLS)) & np.isin(ann.symbol, list(AAMI_MAP))
-    ref_s, ref_c = ann.sample[beat], [index[AAMI_MAP[s]] for s in ann.symbol[beat]]
+    beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
+    ref_sym = [str(s) for s in ann.symbol[beat]]
+    ref_s = ann.sample[beat]
+    ref_c = [index.get(AAMI_MAP.get(s, ""), -1) for s in ref_sym]  # -1: no AAMI class
     det_s = np.array([r["sample"] for r in rows], dtype=np.int64)
     # compare only beats whose window lies inside the record, as predict classifies only
     # those: a reference beat at the very edge is not one the detector missed
@@ -126,15 +130,28 @@ def _record_pairs(
     t = ref_s / fs_hz
     inside = (t >= before_s) & (t + after_s <= n_samples / fs_hz)
     ref_s, ref_c = ref_s[inside], [c for c, k in zip(ref_c, inside) if k]
+    ref_sym = [s for s, k in zip(ref_sym, inside) if k]
     match = match_detections(ref_s, det_s, round(tolerance_s * fs_hz))
-    true = list(ref_c)
-    got = [pred[j] if j >= 0 else none for j in match]
+    # an unmapped reference beat still takes its detection (it is a beat, not an extra),
+    # but is counted apart instead of scored
+    scored = [c >= 0 for c in ref_c]
+    info["unmapped"] = _count_unmapped(s for s, k in zip(ref_sym, scored) if not k)
+    true = [c for c, k in zip(ref_c, scored) if k]
+    got = [pred[j] if j >= 0 else none for j, k in zip(match, scored) if k]
     extra = np.setdiff1d(np.arange(len(det_s)), match[match >= 0])
     true += [none] * len(extra)
     got += [pred[j] for j in extra]
     info |= {"reference_beats": len(ref_s), "detections": len(det_s),
              "missed": int((match < 0).sum()), "extra": len(extra)}  # fmt: skip
     return true, got, info
+
+
+def _count_unmapped(symbols: Any) -> dict[str, int]:
+    """Beat symbol -> count, for the beats whose symbol has no AAMI class."""
+    out: dict[str, int] = {}
+    for s in symbols:
+        out[str(s)] = out.get(str(s), 0) + 1
+    return out
 
 
 def score_records(
@@ -203,8 +220,13 @@ def score_records(
                                "extra": sum(i["extra"] for i in per_record.values()),
                                "Se": (ref - missed) / ref if ref else None,
                                "+P": (ref - missed) / det if det else None}  # fmt: skip
+    unmapped: dict[str, int] = {}
+    for info in per_record.values():
+        for sym, k in info.get("unmapped", {}).items():
+            unmapped[sym] = unmapped.get(sym, 0) + k
     return {
         "runs": [str(r) for r in run_dirs],
+        "unmapped_beats": unmapped,  # beats with no AAMI class (e.g. "?"): counted, not scored
         "beats_from": detector if detect else "annotations",
         "tolerance_s": tolerance_s if detect else None,
         "lead": params.get("lead", BEAT_DEFAULTS["lead"]),
@@ -228,6 +250,9 @@ def format_summary(result: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{scale * v:.{digits}f}"
 
     lines = [f"{len(result['records'])} records, {a['n']} beats (from {result['beats_from']})"]
+    if unmapped := result.get("unmapped_beats"):
+        shown = ", ".join(f"{s!r} x{k}" for s, k in sorted(unmapped.items()))
+        lines.append(f"not scored: {sum(unmapped.values())} beats with no AAMI class ({shown})")
     for c, row in a["per_class"].items():
         lines.append(f"{c}: Se {pc(row['Se'])}  +P {pc(row['+P'])}  (n={row['support']})")
     lines.append(f"accuracy {pc(a['overall']['accuracy'])}, kappa "
