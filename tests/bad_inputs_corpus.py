@@ -6,7 +6,7 @@ new user would type. :func:`run_case` runs it through the real CLI (in-process
 ``medtorch.cli.main`` or, for ``subprocess=True``, ``python -m medtorch``) and records the
 exit code, every line written to stderr (logging included), whether a traceback escaped and
 whether anything under the data folder changed. ``tests/test_bad_inputs.py`` asserts on
-each outcome; ``benchmarks/bad_inputs_summary.py`` runs the same table and writes the
+each outcome; ``tests/bad_inputs_summary.py`` runs the same table and writes the
 counts to ``benchmarks/BAD_INPUTS.md``.
 
 Expected outcomes: ``error`` = exit code 2, stderr exactly one non-empty line, starting

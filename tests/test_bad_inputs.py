@@ -7,7 +7,7 @@ asserts exit code 2, exactly one non-empty stderr line (log lines count) that na
 wrong, no traceback, and that nothing under the data folder (or the run folder it reads)
 was written. The ``warn`` cases run and must say so on stderr instead of staying silent.
 
-``python benchmarks/bad_inputs_summary.py`` runs the same table and writes the counts to
+``python tests/bad_inputs_summary.py`` runs the same table and writes the counts to
 ``benchmarks/BAD_INPUTS.md``.
 """
 
