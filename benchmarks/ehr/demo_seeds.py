@@ -29,7 +29,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--recipes", nargs="*", default=None, help="default: every mimic*_ recipe")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--table", type=Path, nargs="+", default=None,
+                    help="print the markdown table (mean +- sd over seeds) of these JSON files")  # fmt: skip
     args = ap.parse_args()
+    if args.table:
+        print(table([r for f in args.table for r in json.loads(f.read_text())["runs"]]))
+        return
     recipes = args.recipes or [r for r in list_recipes() if r.startswith(("mimic3_", "mimic4_"))]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,6 +56,27 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"seeds": args.seeds, "runs": rows}, indent=1) + "\n")
+
+
+def table(rows: list[dict]) -> str:
+    """One line per recipe: test n (patients), then each metric's mean +- sd over seeds,
+    and seed 0's 95% CI."""
+    import numpy as np
+
+    out = ["| recipe | task | model | test n (patients) | seeds | metric: mean ± sd (seed 0's 95% CI) |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+    for recipe in sorted({r["recipe"] for r in rows}):
+        rs = sorted((r for r in rows if r["recipe"] == recipe), key=lambda r: r["seed"])
+        cells = []
+        for k in rs[0]["metrics"]:
+            vals = [r["metrics"][k]["value"] for r in rs if r["metrics"][k]["value"] is not None]
+            ci = rs[0]["metrics"][k].get("ci")
+            ci_s = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+            if vals:
+                cells.append(f"{k} {np.mean(vals):.3f} ± {np.std(vals):.3f}{ci_s}")
+        out.append(f"| `{recipe}` | {rs[0]['task']} | {rs[0]['model']} | {rs[0]['n_test']} "
+                   f"({rs[0]['groups_test']}) | {len(rs)} | {'; '.join(cells)} |")  # fmt: skip
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
