@@ -29,11 +29,11 @@
 # on a laptop CPU. The full-length library run is
 # `medtorch train lab1_ffn_svmlight` (30 epochs, early stopping on validation AUROC).
 #
-# Cells marked **medtorch** are the only ones that call the library; the rest is PyTorch,
-# NumPy and scikit-learn.
+# Cells marked **medtorch** are the only ones that call the library, through its Python API
+# (`import medtorch as mt`, the same code path as the `medtorch` command); the rest is
+# PyTorch, NumPy and scikit-learn.
 
 # %%
-import json
 import os
 import tempfile
 import time
@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+import medtorch as mt
 
 torch.manual_seed(0)
 DATA = os.environ.get("MEDTORCH_DATA")
@@ -57,21 +59,15 @@ RUNS = Path(
 # %% [markdown]
 # ## 1. Data and split (**medtorch**)
 #
-# `build_task` reads the svmlight file into an `ArrayDataset` (dense `float32` features,
-# labels, one group per patient); `make_split` gives train / valid / test row indices
-# (64 / 16 / 20 %, stratified by label, seed 6250, as the lab); `describe_split` is the
-# leakage audit that every run writes to `splits.json`.
+# `mt.datasets.load` reads the svmlight file into an `ArrayDataset` (dense `float32`
+# features, labels, one group per patient); `mt.splits.make` gives train / valid / test row
+# indices (64 / 16 / 20 %, stratified by label, seed 6250, as the lab) and the leakage audit
+# that every run writes to `splits.json`.
 
 # %%
-# --- medtorch cell: data and split (becomes mt.datasets.load / mt.splits.make) ---
-from medtorch.config import SplitConfig
-from medtorch.data.splits import describe_split, make_split
-from medtorch.data.tasks import build_task
-
-ds = build_task("svmlight_binary", DATA)
-split_cfg = SplitConfig(method="stratified", ratios=(0.64, 0.16, 0.20), seed=6250)
-split = make_split(ds, split_cfg)
-audit = describe_split(ds, split, split_cfg)
+# --- medtorch cell: data and split (mt.datasets.load, mt.splits.make) ---
+ds = mt.datasets.load("svmlight_binary", DATA)
+split, audit = mt.splits.make(ds, method="stratified", ratios=[0.64, 0.16, 0.20], seed=6250)
 # --- end medtorch cell ---
 
 X, y = ds.inputs["x"], ds.y
@@ -200,19 +196,16 @@ print(
 # %% [markdown]
 # ## 4. AUROC with its confidence interval (**medtorch**)
 #
-# One test set of ~170 patients gives an AUROC with a wide interval. `evaluate` takes
+# One test set of ~170 patients gives an AUROC with a wide interval. `mt.metrics.evaluate` takes
 # class probabilities `(N, K)` (for a binary task: `[1 - p, p]`) and resamples the test
-# patients 1000 times (a percentile bootstrap).
+# patients 500 times here (a percentile bootstrap; runs use 1000 by default).
+
 
 # %%
-# --- medtorch cell: metrics (becomes mt.metrics.evaluate) ---
-from medtorch.metrics import evaluate
-
-
+# --- medtorch cell: metrics (mt.metrics.evaluate) ---
 def auroc_ci(y_true: np.ndarray, p: np.ndarray) -> dict:
-    return evaluate(y_true, np.stack([1 - p, p], 1), ds.class_names, n_bootstrap=1000)["overall"][
-        "auroc"
-    ]
+    scores = mt.metrics.evaluate(y_true, np.stack([1 - p, p], 1), ds.class_names, n_bootstrap=500)
+    return scores["overall"]["auroc"]
 
 
 # --- end medtorch cell ---
@@ -259,28 +252,27 @@ assert np.allclose(self_scaled, 0) and np.ptp(predict(net, self_scaled)) == 0
 # Shortened here to 8 epochs.
 
 # %%
-# --- medtorch cell: train a recipe (becomes mt.load_recipe / mt.train / mt.open_run) ---
-from medtorch.config import load_config
-from medtorch.pipeline import train_run
-
-cfg = load_config("lab1_ffn_svmlight", ["trainer.max_epochs=8", "trainer.progress=false"])
-run_dir = train_run(cfg, RUNS, DATA)
-metrics = json.loads((run_dir / "metrics.json").read_text())
-history = (run_dir / "history.csv").read_text().splitlines()
+# --- medtorch cell: train a recipe (mt.load_recipe, mt.train) ---
+cfg = mt.load_recipe(
+    "lab1_ffn_svmlight", overrides={"trainer.max_epochs": 8, "trainer.progress": False}
+)
+run = mt.train(cfg, out=RUNS, data_dir=DATA)  # the same run as `medtorch train lab1_ffn_svmlight`
 # --- end medtorch cell ---
 
-show("library mlp (recipe, 8 epochs)", metrics["test"]["overall"]["auroc"])
-print("run folder:", run_dir.name, "->", sorted(p.name for p in run_dir.iterdir()))
-print("\n".join(history[:4]))
+show("library mlp (recipe, 8 epochs)", run.metrics["test"]["overall"]["auroc"])
+print("run folder:", run.path.name, "->", sorted(p.name for p in run.path.iterdir()))
+hst = run.history  # history.csv, one row per epoch: a DataFrame (a dict of arrays without pandas)
+print("epoch  train_loss  valid_loss  valid_auroc")
+for row in list(zip(hst["epoch"], hst["train_loss"], hst["valid_loss"], hst["valid_auroc"]))[:4]:
+    print(f"{int(row[0]):>5}  {row[1]:>10.3f}  {row[2]:>10.3f}  {row[3]:>11.3f}")
 
 # %% [markdown]
 # The run folder holds everything the report is made of; `report.html` is one
-# self-contained page. In a notebook, show the learning curves it drew:
+# self-contained page (`run.show_report()` shows it in the notebook; `mt.open_run(folder)`
+# opens a finished run again later). Its plots come back as matplotlib figures:
 
 # %%
-from IPython.display import Image, display
-
-display(Image(filename=str(run_dir / "learning_curves.png")))
+run.plot("learning_curves")
 
 # %% [markdown]
 # ## Exercises
@@ -292,7 +284,7 @@ display(Image(filename=str(run_dir / "learning_curves.png")))
 #    `BCEWithLogitsLoss` and `weight_decay` as the L2 penalty. Does the MLP beat it, given
 #    the confidence intervals?
 # 2. Train the library's linear model: the `mlp` with no hidden layer is logistic
-#    regression (`load_config("lab1_ffn_svmlight", ["model.params.hidden=[]"])`).
+#    regression (`mt.load_recipe("lab1_ffn_svmlight", overrides={"model.params.hidden": []})`).
 # 3. Replace the z-score with `log1p` of the counts followed by the z-score. Does AUROC move?
 # 4. The AUROC interval is wide. How many test patients would halve its width? (The width
 #    shrinks roughly as $1/\sqrt{n}$.)

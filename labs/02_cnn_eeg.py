@@ -30,13 +30,14 @@
 # `medtorch train lab2_seizure_cnn --set split.method=by_recording`.
 
 # %%
-import json
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+import medtorch as mt
 
 torch.manual_seed(0)
 RUNS = Path(
@@ -48,12 +49,11 @@ EPOCHS = 4  # the recipe trains 8
 # ## 1. The data and the lab's CNN (**medtorch**)
 
 # %%
-# --- medtorch cell: data and model (becomes mt.datasets.load / mt.models.create) ---
-from medtorch.data.tasks import build_task
-from medtorch.models import create_model
-
-ds = build_task("seizure_5class", None)  # None: the copy bundled with medtorch
-cnn = create_model("lab_cnn", n_inputs=1, n_classes=5, n_times=178)
+# --- medtorch cell: data and model (mt.datasets.load, mt.models.create) ---
+ds = mt.datasets.load("seizure_5class")  # no data folder: the copy bundled with medtorch
+cnn = mt.models.create(
+    "lab_cnn", dataset=ds
+)  # shapes from the data: 1 channel, 178 steps, 5 classes
 # --- end medtorch cell ---
 
 x = ds.inputs["x"]
@@ -67,7 +67,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# `create_model` returns a plain `nn.Module`. Push one batch through it layer by layer:
+# `mt.models.create` returns a plain `nn.Module`. Push one batch through it layer by layer:
 # `Conv1d(1, 6, 5)` (valid padding: 178 -> 174), `MaxPool1d(2)` (-> 87), `Conv1d(6, 16, 5)`
 # (-> 83), pool (-> 41), flatten 16 x 41 = 656 features, then 128 -> 64 -> 5 logits.
 
@@ -92,40 +92,36 @@ print("parameters:", sum(p.numel() for p in cnn.parameters()))
 # mean and sd fitted on the training rows, AdamW with a one-cycle learning-rate schedule,
 # batches of 256. The same run with `split.method=by_recording` follows.
 
+
 # %%
-# --- medtorch cell: train two recipes (becomes mt.load_recipe / mt.train / mt.open_run) ---
-from medtorch.config import load_config
-from medtorch.pipeline import train_run
-
-
-def train(overrides: list[str]) -> tuple[Path, dict, dict]:
-    cfg = load_config(
-        "lab2_seizure_cnn", [f"trainer.max_epochs={EPOCHS}", "trainer.progress=false", *overrides]
+# --- medtorch cell: train two recipes (mt.load_recipe, mt.train) ---
+def train(**overrides) -> mt.Run:
+    cfg = mt.load_recipe(
+        "lab2_seizure_cnn",
+        overrides={"trainer.max_epochs": EPOCHS, "trainer.progress": False, **overrides},
     )
-    run_dir = train_run(cfg, RUNS, bundled=True)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    splits = json.loads((run_dir / "splits.json").read_text())
-    return run_dir, metrics, splits
+    return mt.train(cfg, out=RUNS, bundled=True)  # bundled: the copy inside medtorch
 
 
-random_dir, random_m, random_s = train([])
-grouped_dir, grouped_m, grouped_s = train(["split.method=by_recording"])
+random_run = train()
+grouped_run = train(**{"split.method": "by_recording"})
+random_m, random_s = random_run.metrics, random_run.splits
+grouped_m, grouped_s = grouped_run.metrics, grouped_run.splits
 # --- end medtorch cell ---
 
+# %% [markdown]
+# `run.plot("learning_curves")` draws one run's curves as its report does; to put the two
+# runs side by side, read their `history` (one row per epoch) and plot it yourself.
 
 # %%
-def history(run_dir: Path) -> dict[str, np.ndarray]:
-    lines = (run_dir / "history.csv").read_text().splitlines()
-    cols = lines[0].split(",")
-    vals = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
-    return {c: vals[:, i] for i, c in enumerate(cols)}
+random_run.plot("learning_curves")
 
-
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-for (name, run_dir), color in zip(
-    (("random rows", random_dir), ("by recording", grouped_dir)), ("C0", "C3")
+for (name, run), color in zip(
+    (("random rows", random_run), ("by recording", grouped_run)), ("C0", "C3")
 ):
-    hst = history(run_dir)
+    hst = run.history
     axes[0].plot(hst["epoch"], hst["train_loss"], "o-", color=color, label=f"train, {name}")
     axes[0].plot(hst["epoch"], hst["valid_loss"], "s--", color=color, label=f"valid, {name}")
     axes[1].plot(hst["epoch"], hst["valid_accuracy"], "o-", color=color, label=name)
@@ -205,13 +201,13 @@ print(f"random minus by-recording accuracy: {gap:+.3f}")
 # ## Exercises
 #
 # 1. Add dropout to the CNN (`--set model.params.dropout=0.3`, here
-#    `train(["model.params.dropout=0.3"])`). Which of the two splits does it help more?
+#    `train(**{"model.params.dropout": 0.3})`). Which of the two splits does it help more?
 # 2. Train with the lab's own settings: `optim.name=adam`, `optim.lr=0.001`,
 #    `optim.scheduler=none`, `trainer.batch_size=10`, 10 epochs. How much slower is it per
 #    epoch, and does it reach a better accuracy?
 # 3. Write the training loop yourself for `cnn` (lab 0, section 5, with
-#    `nn.CrossEntropyLoss`), on `ds` split with `medtorch.data.splits.make_split`. Do you
+#    `nn.CrossEntropyLoss`), on `ds` split with `mt.splits.make(ds, method="random", seed=6250)`. Do you
 #    match the recipe's accuracy after 4 epochs?
 # 4. Compute the per-class table of the by-recording run. Which class loses most?
-# 5. Open `report.html` of both runs (`random_dir`, `grouped_dir`): where does the report
-#    say the random split is optimistic?
+# 5. Open the report of both runs (`random_run.show_report()`, `grouped_run.show_report()`):
+#    where does the report say the random split is optimistic?

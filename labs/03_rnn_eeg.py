@@ -29,7 +29,6 @@
 # `medtorch train lab3_seizure_gru --set task.name=seizure_binary`.
 
 # %%
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
+
+import medtorch as mt
 
 torch.manual_seed(0)
 RUNS = Path(
@@ -84,20 +85,21 @@ print("wrong axis, no error:", tuple(wrong.shape), "(read as T=4 steps of a batc
 # not for a bidirectional one).
 
 # %%
-# --- medtorch cell: data, split and model (becomes mt.datasets.load / mt.splits.make / mt.models.create) ---
-from medtorch.config import SplitConfig
-from medtorch.data.splits import make_split
-from medtorch.data.tasks import build_task
-from medtorch.models import create_model
-
-ds = build_task("seizure_binary", None)  # bundled copy; classes non_seizure / seizure
-split = make_split(ds, SplitConfig(method="by_recording", seed=6250))
-lib_gru = create_model("gru", n_inputs=1, n_classes=2, hidden_size=32, num_layers=2)
+# --- medtorch cell: data, split and model (mt.datasets.load, mt.splits.make, mt.models.create) ---
+ds = mt.datasets.load("seizure_binary")  # bundled copy; classes non_seizure / seizure
+split, audit = mt.splits.make(ds, method="by_recording", seed=6250)
+lib_gru = mt.models.create("gru", n_inputs=1, n_classes=2, hidden_size=32, num_layers=2)
 # --- end medtorch cell ---
 
 print(lib_gru)
 xs = ds.inputs["x"]  # (N, 1, 178)
 print("x", xs.shape, "seizure share:", f"{ds.y.mean():.2f}", {k: len(v) for k, v in split.items()})
+print(
+    "audit:",
+    audit["leakage_audit"],
+    "- train-test recordings shared:",
+    audit["group_overlap"]["train-test"],
+)
 print("logits", tuple(lib_gru(torch.from_numpy(xs[:3])).shape))
 
 # %% [markdown]
@@ -231,24 +233,21 @@ print(f"hand-written GRU on crops: {time.perf_counter() - t0:.1f} s, test AUROC 
 # layer of 32 and 2 epochs (the recipe: two layers, 15 epochs). The library's binary metrics come with recording-resampled CIs.
 
 # %%
-# --- medtorch cell: train a recipe (becomes mt.load_recipe / mt.train / mt.open_run) ---
-from medtorch.config import load_config
-from medtorch.pipeline import train_run
-
-cfg = load_config(
+# --- medtorch cell: train a recipe (mt.load_recipe, mt.train) ---
+cfg = mt.load_recipe(
     "lab3_seizure_gru",
-    [
-        "task.name=seizure_binary",
-        "split.method=by_recording",
-        "trainer.grad_clip=1.0",
-        "model.params.num_layers=1",
-        "trainer.max_epochs=2",
-        "trainer.progress=false",
-        "eval.n_bootstrap=500",
-    ],
+    overrides={
+        "task.name": "seizure_binary",
+        "split.method": "by_recording",
+        "trainer.grad_clip": 1.0,
+        "model.params.num_layers": 1,
+        "trainer.max_epochs": 2,
+        "trainer.progress": False,
+        "eval.n_bootstrap": 300,
+    },
 )
-run_dir = train_run(cfg, RUNS, bundled=True)
-metrics = json.loads((run_dir / "metrics.json").read_text())
+run = mt.train(cfg, out=RUNS, bundled=True)
+metrics = run.metrics
 # --- end medtorch cell ---
 
 ov, seiz = metrics["test"]["overall"], metrics["test"]["per_class"]["seizure"]

@@ -25,7 +25,8 @@
 # 4. RETAIN (Choi et al. 2016): attention over visits (alpha) and over embedding
 #    dimensions (beta), and its **readout** for one patient: each code's additive
 #    contribution to the predicted log-odds;
-# 5. the same models trained by `medtorch` on the MIMIC-III demo.
+# 5. the shipped RETAIN recipe (`mimic3_mortality_retain`) trained by `medtorch` on the
+#    demo's readmission samples, and the explanations its run writes (`explanations.json`).
 #
 # The demo has 100 patients: 80 readmission samples, far too few to learn from (a test set
 # of a few dozen admissions, a handful of them positive). So the models are first trained
@@ -47,6 +48,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+import medtorch as mt
+
 torch.manual_seed(0)
 DATA = os.environ.get("MEDTORCH_DATA")
 if not DATA:
@@ -62,43 +65,38 @@ CACHE = TMP / "ehr-cache"  # the EHR layer's cache (default: the user cache fold
 # Task `readmission_30d`: one sample per admission (its discharge is the prediction time),
 # positive when the next admission starts within 30 days. The inputs are every earlier
 # visit's codes, up to the discharge. Restricted here to diagnosis and procedure codes
-# (`code_prefixes`), so the readout of section 5 is readable. `prepare` splits by patient,
-# fits the code vocabulary on the **training patients only** (a code seen only in test
-# becomes the unknown id 1) and encodes every partition.
+# (`code_prefixes`), so the readout of section 5 is readable. `mt.datasets.load` gives one
+# raw row per sample (its own codes and times), `mt.splits.make` splits by patient (with the
+# leakage audit), and the task's encoder fits the code vocabulary on the **training
+# patients only** (a code seen only in test becomes the unknown id 1) and encodes every
+# partition: what every run does, and saves as `vocab.json` in its folder.
 
 # %%
-# --- medtorch cell: data (becomes mt.datasets.load / mt.splits.make) ---
-from medtorch.config import load_config
-from medtorch.pipeline import prepare
+# --- medtorch cell: data, split and vocabulary (mt.datasets.load, mt.splits.make) ---
+from medtorch.data.tasks.ehr import VocabEncoder  # the EHR tasks' encoder
 
-recipe = {
-    "name": "lab4_readmission",
-    "data": {"dataset": "mimic3_demo"},
-    "task": {
-        "name": "readmission_30d",
-        "params": {
-            "source": "mimic3_demo",
-            "code_prefixes": ["DIAGNOSIS", "PROCEDURE"],
-            "cache_dir": str(CACHE),
-        },
-    },
-    "split": {"method": "by_patient", "ratios": [0.6, 0.2, 0.2], "seed": 6250},
-    "model": {"name": "retain", "params": {"embed_dim": 32, "alpha_hidden": 32, "beta_hidden": 32}},
-    "trainer": {"max_epochs": 15, "batch_size": 16, "seed": 0, "progress": False},
-    "eval": {"n_bootstrap": 300},
+params = {
+    "source": "mimic3_demo",
+    "code_prefixes": ["DIAGNOSIS", "PROCEDURE"],
+    "cache_dir": str(CACHE),
 }
-cfg = load_config(recipe)
-prep = prepare(cfg, DATA)
+ds = mt.datasets.load("readmission_30d", DATA, **params)
+split, audit = mt.splits.make(ds, method="by_patient", ratios=[0.6, 0.2, 0.2], seed=6250)
+encoder = VocabEncoder.fit(ds, split["train"], {})  # the vocabulary: training patients only
+parts = {}
+for name, rows in split.items():
+    parts[name] = ds.subset(rows)
+    parts[name].inputs = encoder.transform(parts[name].inputs)  # raw rows -> x, t arrays
 # --- end medtorch cell ---
 
-cohort = prep.dataset.meta["cohort"]
+cohort = ds.meta["cohort"]
 print("subjects in:", cohort["subjects_in"], " admissions in:", cohort["admissions_in"])
 for e in cohort["exclusions"]:  # every rule is listed in cohort.json, also those that removed none
     if int(e["count"]):
         print(f"  excluded {e['count']:>3} {e.get('unit', '')}: {e['reason']}")
-print("samples:", len(prep.dataset), " classes:", cohort["class_counts"])
-print({k: (len(v), int(v.y.sum())) for k, v in prep.parts.items()}, "(samples, positives)")
-print("split audit:", prep.split_info["leakage_audit"], "-", prep.split_info["leakage_note"])
+print("samples:", len(ds), " classes:", cohort["class_counts"])
+print({k: (len(v), int(v.y.sum())) for k, v in parts.items()}, "(samples, positives)")
+print("split audit:", audit["leakage_audit"], "-", audit["leakage_note"])
 
 # %% [markdown]
 # ## 2. Padding and masks
@@ -109,9 +107,9 @@ print("split audit:", prep.split_info["leakage_audit"], "-", prep.split_info["le
 # 1 the unknown code.
 
 # %%
-train = prep.parts["train"]
+train = parts["train"]
 x, t = train.inputs["x"], train.inputs["t"]
-codes = ["<pad>", "<unk>", *prep.encoder.vocab.codes]  # id -> code
+codes = [encoder.decode(k) for k in range(encoder.vocab.vocab_size)]  # id -> code
 print("x", x.shape, x.dtype, " t", t.shape, t.dtype, " vocabulary:", len(codes))
 visit_mask = x[:, :, 0] != 0  # (N, V) real visits
 code_mask = x != 0  # (N, V, C) real codes
@@ -258,10 +256,8 @@ print(
 # `RETAIN.contributions(x, t)` returns $\alpha$ and these terms.
 
 # %%
-# --- medtorch cell: model (becomes mt.models.create) ---
-from medtorch.models import create_model
-
-retain = create_model(
+# --- medtorch cell: model (mt.models.create) ---
+retain = mt.models.create(
     "retain",
     n_inputs=p_vocab,
     n_classes=2,
@@ -308,27 +304,69 @@ print("largest contribution to the positive log-odds:", label.get(top, f"noise c
 # the signal: read it together with the test AUROC above.
 
 # %% [markdown]
-# ## 6. The library's models on the MIMIC-III demo (**medtorch**)
+# ## 6. The shipped RETAIN recipe on the MIMIC-III demo (**medtorch**)
 #
-# The recipe built in section 1, trained by `medtorch`: RETAIN on the readmission samples,
-# 15 epochs. With a few dozen test admissions and a handful of positives, the numbers below
-# carry almost no information (look at the interval); the point is the run folder, the same as for every other modality.
+# `mimic3_mortality_retain` is one of the EHR recipes that ship with `medtorch`
+# (`medtorch recipes` lists them): RETAIN, split by patient, Adam, early stopping on the
+# validation loss. Its own task is `mortality_next_visit`; here it is pointed at the
+# readmission samples of section 1 (the same `task.params`) and shortened: embeddings of
+# 32, 15 epochs, 300 bootstrap resamples. With a few dozen test admissions and a handful
+# of positives, the numbers below carry almost no information (look at the interval); the
+# point is the run folder, the same as for every other modality.
 
 # %%
-# --- medtorch cell: train (becomes mt.train / mt.open_run) ---
-from medtorch.pipeline import train_run
-
-run_dir = train_run(cfg, RUNS, DATA)
-metrics = json.loads((run_dir / "metrics.json").read_text())
+# --- medtorch cell: train the shipped recipe (mt.load_recipe, mt.train) ---
+cfg = mt.load_recipe(
+    "mimic3_mortality_retain",
+    overrides={
+        "name": "lab4_readmission_retain",
+        "task.name": "readmission_30d",
+        "task.params": params,
+        "model.params": {"embed_dim": 32, "alpha_hidden": 32, "beta_hidden": 32},
+        "trainer.max_epochs": 15,
+        "trainer.batch_size": 16,
+        "trainer.progress": False,
+        "eval.n_bootstrap": 300,
+    },
+)
+run = mt.train(cfg, out=RUNS, data_dir=DATA)
 # --- end medtorch cell ---
 
+metrics = run.metrics
 r = metrics["test"]["overall"]["auroc"]
 ci = "undefined" if not r.get("ci") else f"[{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
 print(
     f"MIMIC-III demo, readmission, RETAIN: test AUROC {r['value']:.2f}, 95% CI {ci}, "
     f"n = {metrics['test']['n']}"
 )
-print(sorted(p.name for p in run_dir.iterdir()))
+print(sorted(p.name for p in run.path.iterdir()))
+
+# %% [markdown]
+# ### The explanations the run writes
+#
+# A run of a model that explains itself (RETAIN) also writes `explanations.json`: for a few
+# test samples (the most confident positives first), each visit's weight $\alpha_j$ and its
+# top codes by contribution $\omega_{j,k}$ to the log-odds, named through the run's
+# vocabulary (codes by the size of their contribution, with its sign). The report has a
+# section that draws them (`run.show_report()`). Trained on a few dozen admissions, this
+# model has learnt little (see its AUROC above), so read them for what they show of the
+# mechanics, not as clinical findings; on the planted cohort of section 5 the same readout
+# finds the planted code.
+
+# %%
+explained = json.loads((run.path / "explanations.json").read_text())
+names = metrics["test"]["class_names"]
+print(len(explained), "test samples explained")
+for sample in explained[:2]:
+    print(
+        f"\nsample {sample['sample_id']}: label {names[sample['y_true']]}, "
+        f"P(readmitted) {sample['score']:.2f}"
+    )
+    for step in sample["steps"]:
+        top = ", ".join(f"{code} {c:+.2f}" for code, c in step["top"][:3])
+        print(
+            f"  visit {step['step']} ({step['days_before']:6.1f} days before), alpha {step['weight']:.2f}: {top}"
+        )
 
 # %% [markdown]
 # ## Exercises
@@ -339,8 +377,9 @@ print(sorted(p.name for p in run_dir.iterdir()))
 #    the planted-cohort AUROC fall? (Padding visits come **after** the real ones here.)
 # 3. Read out RETAIN for ten positive test patients: how often is the planted code A the
 #    largest contribution? And for negatives (B before A)?
-# 4. Switch the demo recipe to `model.name=visit_gru` or `task.name=mortality_next_visit`
-#    (`recipe["model"]["name"] = "visit_gru"`, then `load_config(recipe)` again). How many
-#    samples does mortality leave?
+# 4. Train the shipped recipe on its own task, `mortality_next_visit`
+#    (`mt.load_recipe("mimic3_mortality_retain", overrides={"trainer.max_epochs": 15})`),
+#    and the visit GRU beside it (`mimic3_mortality_gru`). How many samples does mortality
+#    leave? Read both runs' `cohort.json` (`run.cohort`).
 # 5. With the full MIMIC-III (credentialed access on PhysioNet), point `task.params.path`
 #    at its folder and train for real.

@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from IPython.display import Image, display
 from torch import nn
+
+import medtorch as mt
 
 torch.manual_seed(0)
 DATA = os.environ.get("MEDTORCH_DATA")
@@ -67,24 +68,19 @@ RUNS = Path(
 # one epoch, 200 bootstrap resamples.
 
 # %%
-# --- medtorch cell: train a recipe (becomes mt.load_recipe / mt.train / mt.open_run) ---
-from medtorch.config import load_config
-from medtorch.pipeline import restore_model, train_run
-
-ecg_cfg = load_config(
+# --- medtorch cell: train a recipe (mt.load_recipe, mt.train) ---
+ecg_cfg = mt.load_recipe(
     "mitdb_aami_resnet1d",
-    [
-        "model.params.base_filters=8",
-        "model.params.n_blocks=2",
-        "trainer.max_epochs=1",
-        "trainer.progress=false",
-        "eval.n_bootstrap=200",
-    ],
+    overrides={
+        "model.params.base_filters": 8,
+        "model.params.n_blocks": 2,
+        "trainer.max_epochs": 1,
+        "trainer.progress": False,
+        "eval.n_bootstrap": 200,
+    },
 )
-ecg_dir = train_run(ecg_cfg, RUNS, DATA)
-ecg_metrics = json.loads((ecg_dir / "metrics.json").read_text())
-ecg_splits = json.loads((ecg_dir / "splits.json").read_text())
-_, ecg_spec, ecg_model = restore_model(ecg_dir)
+ecg_run = mt.train(ecg_cfg, out=RUNS, data_dir=DATA)
+ecg_metrics, ecg_splits = ecg_run.metrics, ecg_run.splits
 # --- end medtorch cell ---
 
 for part, info in ecg_splits["partitions"].items():
@@ -92,7 +88,6 @@ for part, info in ecg_splits["partitions"].items():
         f"{part:<6} {info['n']:>6} beats from {info['n_groups']:>2} records  {info['class_counts']}"
     )
 print("audit:", ecg_splits["leakage_audit"], "-", ecg_splits["leakage_note"])
-print("inputs:", ecg_spec["input_kinds"], " hints:", ecg_spec["hints"])
 
 # %% [markdown]
 # ### The PyTorch underneath: a residual block
@@ -101,8 +96,25 @@ print("inputs:", ecg_spec["input_kinds"], " hints:", ecg_spec["hints"])
 # block's input added to its output (max-pooled and zero-padded in channels where the
 # block downsamples or widens). The shortcut lets the gradient reach early layers
 # unchanged, which is what makes deep stacks trainable.
+#
+# The run's `model.json` names the model, its parameters and the shapes it was built for;
+# `mt.models.create` rebuilds the same network from it (with fresh random weights: the
+# structure is the point here; `ecg_run.predict(...)` uses the trained checkpoint).
 
 # %%
+# --- medtorch cell: the run's network, rebuilt (mt.models.create) ---
+ecg_spec = json.loads((ecg_run.path / "model.json").read_text())
+accepted = mt.models.model_params(ecg_spec["name"])
+shapes = {k: v for k, v in ecg_spec["hints"].items() if k in accepted}
+ecg_model = mt.models.create(
+    ecg_spec["name"],
+    ecg_spec["hints"]["n_inputs"],
+    len(ecg_spec["class_names"]),
+    **shapes,
+    **ecg_spec["params"],
+).eval()
+# --- end medtorch cell ---
+print("inputs:", ecg_spec["input_kinds"], " hints:", ecg_spec["hints"])
 print(ecg_model.blocks[1])  # the second residual block (it downsamples: stride 2)
 x_demo = torch.randn(4, ecg_spec["hints"]["n_inputs"], ecg_spec["hints"]["n_times"])  # (N, C, T)
 rr_demo = torch.randn(4, ecg_spec["hints"]["n_rr"])
@@ -155,18 +167,18 @@ if "after_training" in ecg_metrics:
 # (`model.params.small_input=false`, 28 -> 7 pixels before the first block), 2 epochs.
 
 # %%
-# --- medtorch cell: train a recipe (becomes mt.load_recipe / mt.train / mt.open_run) ---
-img_cfg = load_config(
+# --- medtorch cell: train a recipe (mt.load_recipe, mt.train) ---
+img_cfg = mt.load_recipe(
     "retinamnist_resnet18",
-    [
-        "model.params.small_input=false",
-        "trainer.max_epochs=2",
-        "trainer.progress=false",
-        "eval.n_bootstrap=200",
-    ],
+    overrides={
+        "model.params.small_input": False,
+        "trainer.max_epochs": 2,
+        "trainer.progress": False,
+        "eval.n_bootstrap": 200,
+    },
 )
-img_dir = train_run(img_cfg, RUNS, DATA)
-img_metrics = json.loads((img_dir / "metrics.json").read_text())
+img_run = mt.train(img_cfg, out=RUNS, data_dir=DATA)
+img_metrics = img_run.metrics
 # --- end medtorch cell ---
 
 test = img_metrics["test"]
@@ -188,15 +200,17 @@ for family in ("ordinal", "decision"):
 # %% [markdown]
 # ### The report's plots
 #
-# Every run folder holds the plots its `report.html` shows: learning curves, the confusion
-# matrix, ROC / precision-recall curves and the reliability diagram (are the predicted
-# probabilities calibrated?).
+# `run.plot(name)` gives each plot its `report.html` shows as a matplotlib figure: learning
+# curves, the confusion matrix, ROC / precision-recall curves and the reliability diagram
+# (are the predicted probabilities calibrated?). `img_run.show_report()` shows the whole
+# report in the notebook.
 
 # %%
-for png in ("learning_curves.png", "confusion_matrix.png", "roc.png", "reliability.png"):
-    if (img_dir / png).is_file():
-        display(Image(filename=str(img_dir / png), width=640))
-print("the whole report:", (img_dir / "report.html").name, "in", img_dir.name)
+from IPython.display import display
+
+for name in ("learning_curves", "confusion_matrix", "roc", "reliability"):
+    display(img_run.plot(name))
+print("the whole report:", img_run.report_path.name, "in", img_run.path.name)
 
 # %% [markdown]
 # ### Fine-tuning mechanics (random weights, no download)
@@ -214,10 +228,8 @@ print("the whole report:", (img_dir / "report.html").name, "in", img_dir.name)
 # %%
 import torchvision
 
-# --- medtorch cell: data (becomes mt.datasets.load) ---
-from medtorch.data.tasks import build_task
-
-retina = build_task("retinamnist_grade", DATA)
+# --- medtorch cell: data (mt.datasets.load) ---
+retina = mt.datasets.load("retinamnist_grade", DATA)
 # --- end medtorch cell ---
 
 xb = torch.from_numpy(retina.inputs["x"][:64]).float()  # (64, 3, 28, 28)
