@@ -30,6 +30,28 @@ PAGES = {
     "reference/api.md": "api_reference",
 }
 
+# every lab notebook (labs/NN_*.py, Jupytext percent format) rendered as a page, without outputs
+LABS = Path(__file__).resolve().parents[1] / "labs"
+LAB_PAGES = {f"labs/{p.stem}.md": p for p in sorted(LABS.glob("[0-9][0-9]_*.py"))}
+
+
+def lab_page(path: Path) -> str:
+    """A lab notebook as a markdown page: its text cells as they are, its code cells as
+    Python blocks (run it in Jupyter for the outputs)."""
+    import jupytext
+
+    nb = jupytext.reads(path.read_text(encoding="utf-8"), fmt="py:percent")
+    parts = [
+        f"*The notebook `labs/{path.name}`, as text: open it in Jupyter (Jupytext) to run it.*"
+    ]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+        elif cell.source.strip():
+            parts.append("```python\n" + cell.source + "\n```")
+    return "\n\n".join(parts)
+
+
 # the API page: (heading, [dotted names]); a class is shown with its public members
 API = [
     ("Recipes and runs", ["medtorch.api.load_recipe", "medtorch.api.train", "medtorch.run.open_run",
@@ -302,7 +324,8 @@ def api_reference() -> str:
 def generate() -> dict[str, str]:
     """Every generated page, path (under docs/) -> markdown."""
     here = sys.modules[__name__]
-    return {path: getattr(here, fn)() for path, fn in PAGES.items()}
+    pages = {path: getattr(here, fn)() for path, fn in PAGES.items()}
+    return {**pages, **{path: lab_page(src) for path, src in LAB_PAGES.items()}}
 
 
 def on_files(files: Any, config: Any) -> Any:
