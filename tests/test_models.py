@@ -148,7 +148,7 @@ def test_duplicate_registration_is_rejected() -> None:
 
 
 def test_list_models_pattern() -> None:
-    assert list_models("hannun*") == ["hannun_resnet1d", "hannun_resnet1d_rr"]
+    assert list_models("hannun*") == ["hannun_resnet1d", "hannun_resnet1d_rr", "hannun_segments"]
     assert list_models("lab_*") == ["lab_cnn"]
     assert list_models("nothing*") == []
     assert {"mlp", "lab_cnn", "gru", "lstm", "resnet1d"} <= set(list_models())

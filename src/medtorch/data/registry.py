@@ -154,15 +154,9 @@ def _registry() -> dict[str, DatasetInfo]:
     global _DISCOVERED
     if not _DISCOVERED:
         _DISCOVERED = True
-        import importlib
-        import pkgutil
-        from importlib import metadata
+        from medtorch.discovery import discover
 
-        package = importlib.import_module("medtorch.data.datasets")
-        for mod in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"medtorch.data.datasets.{mod.name}")
-        for ep in metadata.entry_points(group="medtorch.datasets"):
-            importlib.import_module(ep.value)
+        discover("medtorch.data.datasets", "medtorch.datasets", skip=())
     return _DATASETS
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -201,14 +199,9 @@ def _discover() -> None:
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    from importlib import metadata
+    from medtorch.discovery import discover
 
-    package = importlib.import_module("medtorch.models")
-    for mod in pkgutil.iter_modules(package.__path__):
-        if mod.name != "registry":
-            importlib.import_module(f"medtorch.models.{mod.name}")
-    for ep in metadata.entry_points(group="medtorch.models"):
-        importlib.import_module(ep.value)
+    discover("medtorch.models", "medtorch.models")
 
 
 def register_model(

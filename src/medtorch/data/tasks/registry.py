@@ -20,12 +20,9 @@ Modules outside this package (another package's plug-ins) register through the
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -218,12 +215,9 @@ def _discover() -> None:
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    package = importlib.import_module("medtorch.data.tasks")
-    for mod in pkgutil.iter_modules(package.__path__):
-        if mod.name != "registry":
-            importlib.import_module(f"medtorch.data.tasks.{mod.name}")
-    for ep in metadata.entry_points(group="medtorch.tasks"):
-        importlib.import_module(ep.value)
+    from medtorch.discovery import discover
+
+    discover("medtorch.data.tasks", "medtorch.tasks")
 
 
 def list_tasks() -> list[str]:
