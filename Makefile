@@ -45,8 +45,10 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
+# two test processes on two cores: one thread each for torch, OpenMP and BLAS (and the lab
+# notebooks' kernels), so they never oversubscribe the cores (OpenMP threads spin-wait)
 unit: install-test
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 test: lint typecheck unit
 
