@@ -279,7 +279,7 @@ def test_segment_network_full_size_and_masking() -> None:
 def test_train_and_predict_a_strip(tmp_path: Path, capsys) -> None:
     data = tmp_path / "data"
     write_example(data)
-    argv = ["--data-dir", str(data), "train", "recipes/cinc2017_resnet_cpu.yaml", "--out",
+    argv = ["--data-dir", str(data), "train", "cinc2017_resnet_cpu", "--out",
             str(tmp_path / "runs"), "--set", "trainer.max_epochs=1", "--set", "split.method=random",
             "--set", "split.ratios=[0.4,0.2,0.4]", "--set", "eval.n_bootstrap=10",
             "--set", "model.params.train_crop=100"]  # fmt: skip
