@@ -1,7 +1,7 @@
 """Nested inter-patient check inside DS1: which checkpoint, and does a seed ensemble help?
 
     MEDTORCH_DATA=../shared/data .venv/bin/python benchmarks/ecg/ds1_nested.py \\
-        [--seeds 0 1 2] [--out /tmp/ds1_nested] [--json benchmarks/results/ecg_ds1_nested.json]
+        [--seeds 0 1 2] [--out runs/ds1_nested] [--json benchmarks/results/ecg_ds1_nested.json]
 
 A finished run folder in ``--out`` (``nested_<fold>_s<seed>-*`` with its metrics.json) is
 reused, so the two folds can be trained by two processes at once (``--folds a``,
@@ -125,7 +125,7 @@ def _scores(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", type=Path, default=Path("/tmp/ds1_nested"))
+    ap.add_argument("--out", type=Path, default=Path("runs/ds1_nested"))
     ap.add_argument("--folds", nargs="+", choices=["a", "b"], default=["a", "b"])
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()

@@ -1,6 +1,6 @@
 """How much one record carries: AAMI S and V Se / +P of finished runs, with and without it.
 
-    .venv/bin/python benchmarks/ecg/leave_record_out.py /work/runs_ecg/g6/g6_s[012]-* \\
+    .venv/bin/python benchmarks/ecg/leave_record_out.py runs/ecg/mitdb_aami_resnet1d_s[012]-* \\
         --without 232 [--json benchmarks/results/ecg_without_232.json]
 
 DS2's SVEB beats are dominated by record 232 (1,382 of 1,837 S beats), so a DS2 SVEB number
