@@ -37,7 +37,7 @@ def _check_name(archive: Path, dest: Path, name: str) -> None:
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
         raise _refuse(archive, name, "an absolute path")
-    if not _inside(dest, str(pure)):
+    if ".." in pure.parts or not _inside(dest, str(pure)):
         raise _refuse(archive, name, "a path leaving the folder")
 
 
@@ -67,8 +67,11 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
                 infos = zf.infolist()
                 for info in infos:
                     _check_name(archive, root, info.filename)
-                    if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink
+                    mode = (info.external_attr >> 16) & 0o170000
+                    if mode == 0o120000:
                         raise _refuse(archive, info.filename, "a symbolic link")
+                    if mode not in (0, 0o100000, 0o040000):  # a device, FIFO or socket
+                        raise _refuse(archive, info.filename, "a device or other special file")
                 dest.mkdir(parents=True, exist_ok=True)
                 zf.extractall(dest)
                 return [dest / i.filename for i in infos if not i.is_dir()]

@@ -27,11 +27,9 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
 import urllib.error
 import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import platformdirs
 
@@ -64,65 +62,14 @@ def sha256_file(path: Path) -> str:
 # ---------------------------------------------------------------- safe extraction
 
 
-def _refuse(archive: Path, member: str, why: str) -> DataError:
-    return DataError(
-        f"expected archive members inside the destination folder, got {member!r} ({why}) "
-        f"in {archive}; refused: the archive is damaged or crafted, get it again from PhysioNet"
-    )
-
-
-def _inside(dest: Path, name: str) -> bool:
-    target = (dest / name).resolve()
-    return target == dest or dest in target.parents
-
-
-def _check_name(archive: Path, dest: Path, name: str) -> None:
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        raise _refuse(archive, name, "an absolute path")
-    if ".." in pure.parts or not _inside(dest, str(pure)):
-        raise _refuse(archive, name, "a path leaving the folder")
-
-
 def safe_extract(archive: Path, dest: Path) -> int:
-    """Unpack a tar (any compression) or zip ``archive`` into ``dest``; the members written.
+    """Unpack ``archive`` into ``dest`` (created first) through the project's one checked
+    unpacker, :func:`medtorch.data.archive.safe_extract` (every member checked before
+    anything is written); the number of files written."""
+    from medtorch.data import archive as unpack
 
-    Every member is checked first (absolute paths, ``..``, links out of ``dest``, devices,
-    FIFOs: one refuses the whole archive, nothing written); tar members are then extracted
-    with ``filter="data"`` as a second guard.
-    """
     dest.mkdir(parents=True, exist_ok=True)
-    dest = dest.resolve()
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for zi in infos:
-                _check_name(archive, dest, zi.filename)
-                mode = (zi.external_attr >> 16) & 0o170000
-                if mode not in (0, 0o100000, 0o040000):  # a symlink or special file
-                    raise _refuse(archive, zi.filename, "a link or special file")
-            zf.extractall(dest)
-            return sum(not zi.is_dir() for zi in infos)
-    try:
-        tf = tarfile.open(archive)
-    except tarfile.TarError as exc:
-        raise DataError(
-            f"expected a tar or zip archive, got an unreadable file ({exc}) in {archive}; "
-            "get the archive again"
-        ) from None
-    with tf:
-        members = tf.getmembers()
-        for m in members:
-            _check_name(archive, dest, m.name)
-            if m.issym() or m.islnk():
-                base = (dest / m.name).parent if m.issym() else dest
-                link = PurePosixPath(m.linkname)
-                if link.is_absolute() or not _inside(base, m.linkname):
-                    raise _refuse(archive, m.name, f"a link to {m.linkname!r} outside the folder")
-            elif not (m.isfile() or m.isdir()):
-                raise _refuse(archive, m.name, "a device or other special file")
-        tf.extractall(dest, members=members, filter="data")
-        return sum(m.isfile() for m in members)
+    return len(unpack.safe_extract(archive, dest))
 
 
 # ---------------------------------------------------------------- install, find, fetch
