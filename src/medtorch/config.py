@@ -196,6 +196,25 @@ class AugmentConfig(_Section):
         "symmetries of a square), for images without a natural orientation",
     )
 
+    transforms: list[dict[str, dict[str, Any]]] = Field(
+        default_factory=list,
+        description="images: torchvision transforms v2, applied per image in order, each "
+        "{Name: {param: value}} from an allowed list (RandomResizedCrop, RandomRotation, "
+        "ColorJitter, RandomAffine, RandomHorizontalFlip, RandomVerticalFlip, GaussianBlur, "
+        "RandomErasing...); e.g. [{ColorJitter: {brightness: 0.2}}]",
+    )
+
+    @field_validator("transforms")
+    @classmethod
+    def _one_name_each(cls, v: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+        for i, spec in enumerate(v):
+            if len(spec) != 1:
+                raise ValueError(
+                    f"expected one {{Name: {{params}}}} per list item, got {sorted(spec)} at "
+                    f"item {i}"
+                )
+        return v
+
     @property
     def enabled(self) -> bool:
         return bool(
@@ -205,7 +224,41 @@ class AugmentConfig(_Section):
             or self.time_shift
             or self.noise_std
             or self.dihedral
+            or self.transforms
         )
+
+
+class FinetuneConfig(_Section):
+    """Transfer learning: train the new head on a frozen backbone first, then unfreeze the
+    backbone's layer groups in stages, with smaller learning rates for earlier layers.
+
+    Needs a model that names its layer groups (``finetune_groups``, e.g. ``resnet2d``,
+    ``efficientnet_lite0``)."""
+
+    freeze_epochs: int = Field(
+        0, ge=0, description="epochs that train only the head (the backbone frozen)"
+    )
+    unfreeze: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="after freeze_epochs, unfreeze these layer groups one stage at a time "
+        "(the model's group names, or all), a stage every unfreeze_every epochs",
+    )
+    unfreeze_every: int = Field(1, ge=1, description="epochs between two unfreezing stages")
+    backbone_lr_mult: float = Field(
+        1.0, gt=0, description="learning rate of the backbone's groups, x optim.lr"
+    )
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="discriminative rates: each group before the last backbone group gets "
+        "this factor once more (1: one rate for the whole backbone)",
+    )
+    freeze_bn: bool = Field(
+        False,
+        description="keep the backbone's batch-norm statistics (and affine weights) as "
+        "pretrained for the whole run; false: they adapt once their group is unfrozen",
+    )
 
 
 class TrainerConfig(_Section):
@@ -247,6 +300,11 @@ class TrainerConfig(_Section):
         description="torch CPU threads; auto: 1 for models of tiny ops, else all; None keeps torch's",
     )
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
+    finetune: FinetuneConfig | None = Field(
+        None,
+        description="transfer learning: frozen-backbone epochs, staged unfreezing, "
+        "discriminative learning rates (None: every layer trains from the start)",
+    )
     cpu_conv: Literal["auto", "mkldnn", "native"] = Field(
         "auto",
         description="CPU convolution kernels (oneDNN or native); auto: native for tiny convolutions",
@@ -289,7 +347,8 @@ class EvalConfig(_Section):
     tta: bool = Field(
         False,
         description="average predictions over the test-time views of the main input "
-        "(signals: time-reversed and sign-flipped)",
+        "(signals: time-reversed and sign-flipped; images: the 8 flips and rotations of the "
+        "square)",
     )
 
 

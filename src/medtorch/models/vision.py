@@ -11,8 +11,17 @@
   ``pretrained: imagenet`` loads torchvision's ImageNet weights through its own cache
   (``$TORCH_HOME/hub/checkpoints``), downloading them when absent. Offline and uncached is a
   one-line error saying where to put the file. The new stem of ``small_input`` and the head
-  start from random weights; a different channel count averages the first convolution's
-  weights over RGB.
+  start from random weights; for another channel count the first convolution's RGB
+  filters are averaged and rescaled (:func:`adapt_rgb_filters`). ``weights: FILE`` loads any file of this architecture (safetensors or
+  a state_dict read with ``weights_only``; a medtorch run folder), for example a backbone
+  pretrained on another of our datasets (:mod:`medtorch.models.pretrained`).
+
+Transfer learning needs two more things, both here so that ``trainer.finetune`` and the
+reports stay generic: ``finetune_groups()`` names the layer groups (stem, layer1..layer4,
+head) for staged unfreezing and discriminative rates, and ``cam_layer`` is the last
+convolutional stage (``layer4``), where Grad-CAM looks. A pretrained backbone normalises its
+own inputs with ImageNet's mean and sd (``input_norm: auto``), so its recipe keeps images in
+[0, 1] (``preprocess.normalize: none``) and predicting from a PNG needs nothing else.
 """
 
 from __future__ import annotations
@@ -25,11 +34,15 @@ import torch
 from torch import nn
 
 from medtorch.errors import ConfigError, fmt
+from medtorch.models.pretrained import load_into, read_state_file
 from medtorch.models.registry import ModelExample, register_model
 
 log = logging.getLogger("medtorch")
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics
+IMAGENET_SD = (0.229, 0.224, 0.225)
+INPUT_NORMS = ("auto", "imagenet", "none")
 WEIGHTS = {
     "resnet18": "ResNet18_Weights",
     "resnet34": "ResNet34_Weights",
@@ -52,6 +65,84 @@ def _imagenet_state(arch: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def adapt_rgb_filters(w: torch.Tensor, channels: int) -> torch.Tensor:
+    """First-layer RGB filters (O, 3, k, k) for ``channels`` inputs: the mean over RGB,
+    repeated and scaled by 3 / channels, so an image with the same value in every channel
+    gives the response its RGB copy gave (for one channel: the sum over RGB, as timm does)."""
+    return w.mean(1, keepdim=True).repeat(1, channels, 1, 1) * (3.0 / channels)
+
+
+class InputNorm(nn.Module):
+    """Fixed per-channel normalisation (x - mean) / sd of images in [0, 1]: the statistics
+    a pretrained backbone saw. Buffers are not saved in the state_dict (they are constants)."""
+
+    def __init__(self, mean: tuple[float, ...], sd: tuple[float, ...], channels: int) -> None:
+        super().__init__()
+        m = torch.tensor(mean).mean() if channels != len(mean) else torch.tensor(mean)
+        d = torch.tensor(sd).mean() if channels != len(sd) else torch.tensor(sd)
+        self.register_buffer("mean", m.reshape(-1, 1, 1).expand(channels, 1, 1).clone(), False)
+        self.register_buffer("sd", d.reshape(-1, 1, 1).expand(channels, 1, 1).clone(), False)
+
+    mean: torch.Tensor
+    sd: torch.Tensor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.sd
+
+
+def input_norm_for(input_norm: str, pretrained: bool, channels: int,
+                   mean: tuple[float, ...], sd: tuple[float, ...]) -> nn.Module | None:  # fmt: skip
+    """The backbone's own input normalisation: on for ``imagenet``, or ``auto`` with
+    pretrained weights; None (no op) otherwise."""
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(fmt(f"one of {list(INPUT_NORMS)}", input_norm, "model.params.input_norm",
+                              "auto: the backbone's ImageNet statistics when it is pretrained"))  # fmt: skip
+    if input_norm == "imagenet" or (input_norm == "auto" and pretrained):
+        return InputNorm(mean, sd, channels)
+    return None
+
+
+def _torchvision_resnet_class() -> Any:
+    import torchvision.models as tvm
+
+    class ResNet2d(tvm.ResNet):
+        """torchvision's ResNet with named layer groups, a Grad-CAM layer and an optional
+        input normalisation (same state_dict keys as torchvision's)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.input_norm: nn.Module | None = None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.input_norm is not None:
+                x = self.input_norm(x)
+            return super().forward(x)
+
+        @property
+        def cam_layer(self) -> nn.Module:
+            return self.layer4
+
+        def finetune_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+            stem = [*self.conv1.parameters(), *self.bn1.parameters()]
+            groups = [("stem", stem)]
+            groups += [
+                (f"layer{i}", list(getattr(self, f"layer{i}").parameters())) for i in range(1, 5)
+            ]
+            return [*groups, ("head", list(self.fc.parameters()))]
+
+    return ResNet2d
+
+
+def _build_resnet(arch: str) -> Any:
+    """torchvision's ``resnet18/34/50(weights=None)``, as the ResNet2d subclass."""
+    import torchvision.models.resnet as tvr
+
+    spec = {"resnet18": (tvr.BasicBlock, [2, 2, 2, 2]), "resnet34": (tvr.BasicBlock, [3, 4, 6, 3]),
+            "resnet50": (tvr.Bottleneck, [3, 4, 6, 3])}  # fmt: skip
+    block, layers = spec[arch]
+    return _torchvision_resnet_class()(block, layers)
+
+
 @register_model(
     "resnet2d",
     # the ImageNet stem keeps the generic tests fast; tests/test_images.py checks the small stem
@@ -62,31 +153,34 @@ def resnet2d(
     n_classes: int,
     arch: str = "resnet18",
     pretrained: str = "none",
+    weights: str | None = None,
     small_input: bool | str = "auto",
     image_size: int | None = None,
     dropout: float = 0.0,
+    input_norm: str = "auto",
 ) -> nn.Module:
-    """torchvision ResNet-18/34/50 on (N, C, H, W) images; small-image stem; ImageNet weights."""
-    import torchvision.models as tvm
-
+    """torchvision ResNet-18/34/50 on (N, C, H, W) images; small-image stem; ImageNet weights
+    (``pretrained: imagenet``) or a weights file / run folder (``weights``)."""
     if arch not in ARCHS:
         raise ConfigError(fmt(f"one of {list(ARCHS)}", arch, "model.params.arch",
                               "pick a ResNet from that list"))  # fmt: skip
     if pretrained not in ("none", "imagenet"):
         raise ConfigError(fmt("none or imagenet", pretrained, "model.params.pretrained",
                               "imagenet loads torchvision's weights (cache or download)"))  # fmt: skip
+    if pretrained != "none" and weights is not None:
+        raise ConfigError(fmt("pretrained or weights, not both", f"pretrained={pretrained}, "
+                              f"weights={weights}", "model.params", "keep one of the two"))  # fmt: skip
     if small_input not in (True, False, "auto"):
         raise ConfigError(fmt("true, false or auto", small_input, "model.params.small_input",
                               "auto: the small-image stem below 64 pixels"))  # fmt: skip
     small = small_input is True or (small_input == "auto" and (image_size or 224) < 64)
-    net: Any = getattr(tvm, arch)(weights=None)
+    net: Any = _build_resnet(arch)
     if n_inputs != 3:
         net.conv1 = nn.Conv2d(n_inputs, 64, kernel_size=7, stride=2, padding=3, bias=False)
     if pretrained == "imagenet":
         state = _imagenet_state(arch)
-        if n_inputs != 3:  # e.g. grey-scale: the mean over RGB keeps the filters' response
-            w = state["conv1.weight"]
-            state["conv1.weight"] = w.mean(1, keepdim=True).repeat(1, n_inputs, 1, 1)
+        if n_inputs != 3:  # e.g. grey-scale: a grey image keeps its RGB copy's response
+            state["conv1.weight"] = adapt_rgb_filters(state["conv1.weight"], n_inputs)
         net.load_state_dict(state)
         log.info("%s: ImageNet weights loaded (torchvision %s)", arch, WEIGHTS[arch])
     if small:
@@ -94,4 +188,8 @@ def resnet2d(
         net.maxpool = nn.Identity()
     head = nn.Linear(net.fc.in_features, n_classes)
     net.fc = nn.Sequential(nn.Dropout(dropout), head) if dropout > 0 else head
+    if weights is not None:
+        load_into(net, read_state_file(weights), str(weights), head_prefixes=("fc.",))
+    net.input_norm = input_norm_for(input_norm, pretrained != "none" or weights is not None,
+                                    n_inputs, IMAGENET_MEAN, IMAGENET_SD)  # fmt: skip
     return net

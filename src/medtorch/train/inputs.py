@@ -3,7 +3,8 @@
 ``input_kinds`` maps each input name to what it holds:
 
     signal    (N, C, T) waveforms: time reversal, sign flip, gain, shift, noise; TTA views
-    image     (N, C, H, W): flips and transposes (``augment.dihedral``)
+    image     (N, C, H, W): flips and transposes (``augment.dihedral``), torchvision v2
+              transforms (``augment.transforms``); TTA: the 8 symmetries of the square
     features  (N, F) tabular values: left alone
     codes     integer indices (diagnosis / procedure codes for embeddings): never touched
     times     time stamps or gaps: left alone
@@ -23,7 +24,7 @@ import torch
 
 from medtorch.config import AugmentConfig
 from medtorch.errors import ConfigError, fmt
-from medtorch.train.augment import augment_dihedral, augment_signals
+from medtorch.train.augment import ImageTransforms, augment_dihedral, augment_signals
 
 KINDS = ("signal", "image", "features", "codes", "times", "values")
 
@@ -79,16 +80,44 @@ def augment_batch(
     for i, kind in enumerate(kinds):
         if kind == "signal":
             out[i] = augment_signals(out[i], cfg)
-        elif kind == "image" and cfg.dihedral:
-            out[i] = augment_dihedral(out[i])
+        elif kind == "image":
+            if cfg.transforms:
+                out[i] = _transforms_for(cfg)(out[i])
+            if cfg.dihedral:
+                out[i] = augment_dihedral(out[i])
     return out
 
 
+_TRANSFORMS: dict[int, ImageTransforms] = {}
+
+
+def _transforms_for(cfg: AugmentConfig) -> ImageTransforms:
+    """The v2 pipeline of a config, built once per config object."""
+    t = _TRANSFORMS.get(id(cfg))
+    if t is None or t.specs is not cfg.transforms:
+        t = _TRANSFORMS[id(cfg)] = ImageTransforms(cfg.transforms)
+    return t
+
+
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 symmetries of a square image batch (N, C, H, W): 4 flips, each also transposed
+    (the 4 flips only when H != W)."""
+    flips = [x, x.flip(-1), x.flip(-2), x.flip(-1, -2)]
+    if x.shape[-1] != x.shape[-2]:
+        return flips
+    return flips + [v.transpose(-1, -2) for v in flips]
+
+
 def tta_views(xs: list[torch.Tensor], kinds: list[str]) -> list[list[torch.Tensor]]:
-    """Test-time views: the first signal input as is, time-reversed, sign-flipped and both
-    (the others unchanged); just the inputs when there is no signal input."""
-    sig = [i for i, k in enumerate(kinds) if k == "signal"]
-    if not sig:
+    """Test-time views of the first signal or image input (the others unchanged): a signal
+    as is, time-reversed, sign-flipped and both; an image under the 8 symmetries of the
+    square (:func:`dihedral_views`); just the inputs when there is neither."""
+    main = [i for i, k in enumerate(kinds) if k in ("signal", "image")]
+    if not main:
         return [xs]
-    i, x = sig[0], xs[sig[0]]
-    return [[*xs[:i], v, *xs[i + 1 :]] for v in (x, x.flip(-1), -x, -x.flip(-1))]
+    i, x = main[0], xs[main[0]]
+    if kinds[i] == "image":
+        views = dihedral_views(x)
+    else:
+        views = [x, x.flip(-1), -x, -x.flip(-1)]
+    return [[*xs[:i], v, *xs[i + 1 :]] for v in views]

@@ -177,7 +177,7 @@ def build_scheduler(
         )  # SGD without momentum has none to cycle
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
-            max_lr=cfg.lr,
+            max_lr=[cfg.lr * g.get("lr_mult", 1.0) for g in opt.param_groups],
             total_steps=max_epochs * steps_per_epoch,
             pct_start=cfg.warmup_pct,
             cycle_momentum=cycle_momentum,

@@ -48,6 +48,7 @@ from medtorch.train import checkpoint as ckpt
 from medtorch.train import resume as resume_state
 from medtorch.train.checks import check_logits, check_splits
 from medtorch.train.cpu import mkldnn_enabled, pick_cpu_kernels
+from medtorch.train.finetune import Finetune
 from medtorch.train.inputs import augment_batch, resolve_kinds
 from medtorch.train.objective import Objective
 from medtorch.train.parts import (
@@ -193,7 +194,9 @@ class Trainer:
 
         # optimizer and schedule (resume checks that the schedule has the run's length)
         steps_per_epoch = math.ceil(n_epoch / bs)
-        self.optimizer = opt = build_optimizer(self.model.parameters(), self.optim_cfg)
+        ft = Finetune(self.model, cfg.finetune) if cfg.finetune is not None else None
+        params = ft.param_groups(self.optim_cfg) if ft is not None else self.model.parameters()
+        self.optimizer = opt = build_optimizer(params, self.optim_cfg)
         self.scheduler = sched = build_scheduler(opt, self.optim_cfg, cfg.max_epochs,
                                                  steps_per_epoch, sel.mode)  # fmt: skip
         per_epoch = {"cosine": cfg.max_epochs, "onecycle": cfg.max_epochs * steps_per_epoch}
@@ -225,6 +228,10 @@ class Trainer:
                 # train one epoch: a seeded order, global batches split across processes
                 t0 = time.perf_counter()
                 net.train()
+                if ft is not None:  # frozen groups: no gradients, batch norm in eval mode
+                    ft.apply(epoch)
+                    if epoch == start_epoch + 1 or ft.trainable(epoch) != ft.trainable(epoch - 1):
+                        log.info("epoch %d trains %s", epoch, ft.describe(epoch))
                 order = distributed.pad_order(self._epoch_order(y, sample_w), world)
                 loss_sum = torch.zeros((), device=self.device)
                 bar = EpochBar(
@@ -250,7 +257,7 @@ class Trainer:
                         raise signals.interrupted(stop, self.run_dir, epoch - 1, cfg.max_epochs)
                 bar.close()
                 train_time = time.perf_counter() - t0
-                lr = opt.param_groups[0]["lr"]  # the rate of the epoch's last step
+                lr = opt.param_groups[-1]["lr"]  # the rate of the epoch's last step (the head's)
 
                 # validate (rank 0; its row, so every decision, is broadcast), then select
                 loss_sum = distributed.all_reduce_sum(loss_sum)
@@ -351,9 +358,9 @@ class Trainer:
     ) -> np.ndarray:
         """(N, K) probabilities (float64; softmax, or sigmoid per label), eval mode.
 
-        ``tta``: for a signal input (N, C, T), average the probabilities over the input, its
-        time reversal, its sign flip and both (test-time augmentation matching
-        ``trainer.augment``'s reverse_time and flip_sign); other kinds have no TTA views.
+        ``tta``: average the probabilities over test-time views of the main input: a signal
+        (N, C, T), its time reversal, sign flip and both; an image, its 8 flips and rotations
+        (:func:`~medtorch.train.inputs.tta_views`); other kinds have no TTA views.
 
         ``checkpoint``: None uses the model's current weights; ``"best"`` / ``"last"`` load
         ``run_dir/checkpoints/<name>.pt`` (``"best"`` falls back to the in-memory best when

@@ -45,7 +45,7 @@ class KindInfo:
 
 INPUT_KINDS: dict[str, KindInfo] = {
     "signal": KindInfo(("reverse_time", "flip_sign", "gain", "time_shift", "noise_std"), True),
-    "image": KindInfo(("dihedral",), False),
+    "image": KindInfo(("dihedral", "transforms"), True),
     "features": KindInfo(),
     "codes": KindInfo(),  # integer code indices (embeddings): never flipped or scaled
     "times": KindInfo(),
