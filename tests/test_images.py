@@ -377,11 +377,40 @@ def test_train_each_kind_of_medmnist_flag(flag: str, channels: int | None, tmp_p
     if flag == "chestmnist":
         assert list(metrics["label_positives"]) == list(MEDMNIST_2D[flag].labels)
         assert metrics["n_labels"] == 14 and "micro_auroc" in metrics["overall"]
+        _predict_matches_the_run(run.path, path, tmp_path)
     else:
         assert (
             "auroc" in metrics["overall"]
             and len(metrics["per_class"]) == MEDMNIST_2D[flag].n_labels
         )
+
+
+def _predict_matches_the_run(run: Path, npz: Path, tmp_path: Path) -> None:
+    """`medtorch predict` on PNG copies of three test images gives the run's own test
+    probabilities (a sigmoid per label for a multi-label run: they need not sum to 1)."""
+    import csv
+
+    from PIL import Image
+
+    from medtorch.cli import main
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    images = np.load(npz)["test_images"]
+    for i in (0, 3, 7):
+        Image.fromarray(images[i]).save(folder / f"test{i}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
+    with out.open() as f:
+        got = {r["sample_id"].removesuffix(".png"): r for r in csv.DictReader(f)}
+    with (run / "predictions_test.csv").open() as f:
+        want = {r["sample_id"]: r for r in csv.DictReader(f) if r["sample_id"] in got}
+    assert sorted(got) == sorted(want) == ["test0", "test3", "test7"]
+    for sid, row in got.items():
+        cols = [k for k in row if k.startswith("p_")]
+        for c in cols:
+            assert float(row[c]) == pytest.approx(float(want[sid][c]), abs=1e-5)
+    assert any(abs(sum(float(r[c]) for c in cols) - 1) > 0.1 for r in got.values())
 
 
 # ---- image_folder: a class-per-folder tree ----------------------------------------------
