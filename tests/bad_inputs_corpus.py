@@ -385,6 +385,50 @@ def _mnist(ctx: Ctx, **override: Any) -> list[str]:
     return _train(ctx, recipe_arg="retinamnist_resnet18")
 
 
+def _mnist_flag(ctx: Ctx, flag: str, like: str) -> list[str]:
+    """Task ``medmnist`` with ``flag`` on a file written in the layout of flag ``like``."""
+    from medtorch.data.tasks.images import write_medmnist_npz
+
+    write_medmnist_npz(ctx.data / "medmnist" / f"{flag}.npz", like)
+    text = (f"name: tiny_{flag}\ndata: {{dataset: medmnist}}\n"
+            f"task: {{name: medmnist, params: {{flag: {flag}}}}}\n"
+            "split: {method: protocol, protocol: medmnist_official}\nmodel: {name: resnet2d}\n")  # fmt: skip
+    return _train(ctx, recipe_arg=str(recipe(ctx.tmp / "m.yaml", text)))
+
+
+def write_tree(root: Path, modes: tuple[str, ...] = ("RGB",) * 4) -> Path:
+    """``root/<a|b>/<k>.png``: one image per entry of ``modes`` in each class folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for k, mode in enumerate(modes):
+            shape = (12, 12) if mode == "L" else (12, 12, 3)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(
+                root / cls / f"{cls}{k}.png"
+            )
+    return root
+
+
+def _folder(ctx: Ctx, damage: Callable[[Path], None], params: str = "") -> list[str]:
+    """Task ``image_folder`` on a small tree under the data folder, damaged first."""
+    root = write_tree(ctx.data / "tree")
+    damage(root)
+    text = (f"name: tiny_folder\ndata: {{dataset: medmnist}}\n"
+            f"task: {{name: image_folder, params: {{path: '{root}', image_size: 8{params}}}}}\n"
+            "model: {name: resnet2d}\n")  # fmt: skip
+    return _train(ctx, recipe_arg=str(recipe(ctx.tmp / "f.yaml", text)))
+
+
+def _save_gray(path: Path) -> None:
+    __import__("PIL.Image").Image.new("L", (16, 16), 90).save(path)
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 def _predict(
     ctx: Ctx, make_input: Callable[[Path], Path], kind: str = "seizure", *extra: str
 ) -> list[str]:
@@ -574,7 +618,30 @@ CASES: list[Case] = [
     Case("ham-other-size", "images", "one image of another size", "like the other images",
          lambda c: _ham(c, lambda r: __import__("PIL.Image").Image.new("RGB", (20, 16)).save(
              r / "images" / "ISIC_0000005.jpg"))),
+    Case("ham-truncated-jpeg", "images", "a .jpg cut in half", "truncated",
+         lambda c: _ham(c, lambda r: _cut(r / "images" / "ISIC_0000003.jpg"))),
+    Case("ham-grayscale-image", "images", "a grayscale .jpg among the dermoscopy photographs",
+         "an RGB dermoscopy image", lambda c: _ham(c, lambda r: _save_gray(r / "images" / "ISIC_0000006.jpg"))),
+    # -- class-per-folder image trees --------------------------------------------------------
+    Case("folder-truncated-png", "image folder", "a .png cut in half", "truncated",
+         lambda c: _folder(c, lambda r: _cut(r / "b" / "b2.png"))),
+    Case("folder-unknown-class", "image folder", "a folder c not in task.params.classes",
+         "task.params.classes", lambda c: _folder(c, lambda r: write_tree(r / "c"), ", classes: [a, b]")),
+    Case("folder-mixed-colour", "image folder", "one grayscale image among colour ones",
+         "one colour mode", lambda c: _folder(c, lambda r: _save_gray(r / "a" / "a1.png"))),
+    Case("folder-metadata-no-file", "image folder", "a metadata row whose image is not there",
+         "a9.png with no file",
+         lambda c: _folder(c, lambda r: (r / "meta.csv").write_text("image,patient\na9.png,P1\n"),
+                           ", metadata: meta.csv, group_column: patient")),
+    Case("folder-no-class-folders", "image folder", "a root without class folders",
+         "at least 2 class folders", lambda c: _folder(c, lambda r: [shutil.rmtree(r / d) for d in "ab"])),
     # -- MedMNIST npz -----------------------------------------------------------------------
+    Case("npz-flag-channels", "MedMNIST npz", "flag pathmnist on a grayscale (OCTMNIST) file",
+         "3-channel images (PathMNIST)", lambda c: _mnist_flag(c, "pathmnist", "octmnist")),
+    Case("npz-flag-multilabel", "MedMNIST npz", "flag chestmnist on a one-label file",
+         "one 0/1 column per ChestMNIST label", lambda c: _mnist_flag(c, "chestmnist", "pneumoniamnist")),
+    Case("npz-flag-unknown", "MedMNIST npz", "flag chestmnistt", "task.params.flag",
+         lambda c: _mnist_flag(c, "chestmnistt", "chestmnist")),
     Case("npz-test-other-size", "MedMNIST npz", "test images 32 x 32 (train 28 x 28)",
          "train split's (H, W, C)",
          lambda c: _mnist(c, test_images=np.zeros((6, 32, 32, 3), np.uint8))),

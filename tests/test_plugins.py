@@ -77,7 +77,7 @@ def test_every_task_builds_on_its_fixture_as_declared(name: str, tmp_path: Path)
                      if "no label" in k)  # fmt: skip
     assert unlabelled == task.example.unlabelled, cohort
     assert ds.sample_ids is not None and len(set(ds.sample_ids)) == len(ds)
-    for family in task.metrics:
+    for family in task.families(params):
         from medtorch.metrics.families import get_family
 
         get_family(family)  # every family it names exists

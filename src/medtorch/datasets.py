@@ -64,4 +64,4 @@ def describe(task: str) -> dict[str, Any]:
 
     t = get_task(task)
     return {"name": t.name, "description": t.description, "inputs": t.kinds(),
-            "metrics": builtins.list(t.metrics), "params": task_params(task)}  # fmt: skip
+            "metrics": builtins.list(t.families()), "params": task_params(task)}  # fmt: skip

@@ -210,7 +210,7 @@ def score(cfg: RunConfig, ds: ArrayDataset, proba: np.ndarray) -> dict[str, Any]
     groups = ds.groups if cfg.split.grouped or cfg.split.method == "protocol" else None
     args = ScoreArgs(ds.y, proba, list(ds.class_names), ds.meta, groups,
                      cfg.eval.n_bootstrap, cfg.eval.ci_level, cfg.eval.seed)  # fmt: skip
-    return score_families(get_task(cfg.task.name).metrics, args)
+    return score_families(get_task(cfg.task.name).families(cfg.task.params), args)
 
 
 def objective(ds: ArrayDataset) -> str:

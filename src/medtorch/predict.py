@@ -124,7 +124,7 @@ def predict_to_csv(
     inputs = encoder.transform(read.inputs)
     proba = _proba(model, [inputs[n] for n in spec["inputs"]],
                    tta=cfg.eval.tta and task.tta(cfg.task.params),
-                   multilabel=task.metrics[0] == "multilabel")  # fmt: skip
+                   multilabel=task.families(cfg.task.params)[0] == "multilabel")  # fmt: skip
     classes = spec["class_names"]
     labels = read.labels
     out.parent.mkdir(parents=True, exist_ok=True)

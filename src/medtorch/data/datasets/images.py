@@ -1,14 +1,23 @@
-"""Image datasets: MedMNIST v2 RetinaMNIST and the HAM10000 dermoscopy subset."""
+"""Image datasets: MedMNIST v2 (every 2-D set by name) and the HAM10000 dermoscopy subset."""
 
 from medtorch.data.registry import DatasetInfo, files_from_checksums, register_dataset
+from medtorch.data.sources.medmnist_info import MEDMNIST_2D
+
+_FLAGS = ", ".join(f"{f}.npz" for f in MEDMNIST_2D)
 
 register_dataset(
     DatasetInfo(
         "medmnist",
         "medmnist",
-        "MedMNIST v2 RetinaMNIST (28x28)",
-        "1,600 fundus images 28x28x3, diabetic-retinopathy grade 0-4; official splits 1080/120/400",
-        "CC BY 4.0 (MedMNIST)",
+        "MedMNIST v2 2-D datasets (28x28; RetinaMNIST checksummed)",
+        "the twelve MedMNIST v2 2-D datasets, one .npz each with MedMNIST's official splits, "
+        f"read by task medmnist (task.params.flag) from medmnist/<flag>.npz: {_FLAGS} "
+        "(MedMNIST+'s larger sizes as <flag>_64/_128/_224.npz through task.params.file). "
+        "The package lists and checksums retinamnist.npz (1,600 fundus images 28x28x3, "
+        "diabetic-retinopathy grade 0-4; official splits 1080/120/400); the others download "
+        "from the same Zenodo record (https://zenodo.org/records/10519652) and are checked "
+        "by shape, channels and labels when read",
+        "CC BY 4.0 (MedMNIST; DermaMNIST CC BY-NC 4.0, from HAM10000)",
         (
             "Yang J et al. MedMNIST v2: a large-scale lightweight benchmark for 2D and 3D "
             "biomedical image classification. Sci Data 10:41 (2023)",

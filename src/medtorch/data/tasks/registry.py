@@ -120,7 +120,9 @@ class Task:
     inputs: input name -> kind, in the order the model takes them (``x`` first), or a
         function of the task's params giving them (inputs that a param switches on or off,
         a main input whose kind a param chooses): see :meth:`kinds`.
-    metrics: the metric families that score it (``medtorch.metrics.families``).
+    metrics: the metric families that score it (``medtorch.metrics.families``), or a
+        function of the task's params giving them (a param that picks the kind of label,
+        e.g. a multi-label dataset among multi-class ones): see :meth:`families`.
     reader: how ``medtorch predict`` reads a new input file (None: predict says so).
     predictor: a whole ``predict`` of its own, for inputs that are not rows of samples
         (a WFDB record becomes beats, windows and episodes); takes the place of ``reader``.
@@ -132,23 +134,34 @@ class Task:
     fn: TaskFn
     description: str
     inputs: Mapping[str, InputKind] | Callable[..., Mapping[str, InputKind]]
-    metrics: tuple[str, ...] = ("classification",)
+    metrics: tuple[str, ...] | Callable[..., tuple[str, ...]] = ("classification",)
     reader: InputReader | None = None
     predictor: Callable[..., str] | None = None
     encoder: EncoderType | None = None
     example: TaskExample | None = None
     options: tuple[str, ...] = field(default=())  # predict options it takes (e.g. lead)
 
+    def _params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``params`` with the build function's defaults filled in."""
+        sig = inspect.signature(self.fn)
+        full = {p: v.default for p, v in list(sig.parameters.items())[1:]
+                if v.default is not inspect.Parameter.empty}  # fmt: skip
+        return {**full, **dict(params or {})}
+
     def kinds(self, params: Mapping[str, Any] | None = None) -> dict[str, InputKind]:
         """Its inputs and their kinds for ``task.params`` ``params`` (defaults filled in)."""
         if not callable(self.inputs):
             return dict(self.inputs)
-        sig = inspect.signature(self.fn)
-        full = {p: v.default for p, v in list(sig.parameters.items())[1:]
-                if v.default is not inspect.Parameter.empty}  # fmt: skip
-        kinds = dict(self.inputs(**{**full, **dict(params or {})}))
+        kinds = dict(self.inputs(**self._params(params)))
         _check_kinds(kinds, self.name)
         return kinds
+
+    def families(self, params: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """The metric families that score it for ``task.params`` ``params``; the first is
+        the base (``multilabel`` for a multi-label task)."""
+        if not callable(self.metrics):
+            return tuple(self.metrics)
+        return tuple(self.metrics(**self._params(params)))
 
     def valid_augment(self, params: Mapping[str, Any] | None = None) -> set[str]:
         """The ``trainer.augment`` keys its inputs allow."""
@@ -177,7 +190,7 @@ def register_task(
     description: str = "",
     *,
     inputs: Mapping[str, InputKind] | Callable[..., Mapping[str, InputKind]] | None = None,
-    metrics: tuple[str, ...] = ("classification",),
+    metrics: tuple[str, ...] | Callable[..., tuple[str, ...]] = ("classification",),
     reader: InputReader | None = None,
     predictor: Callable[..., str] | None = None,
     encoder: EncoderType | None = None,
