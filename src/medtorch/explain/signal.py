@@ -22,7 +22,7 @@ from torch import nn
 
 from medtorch.explain.registry import Explainer, Panel, register_explainer, require_captum
 
-N_NOISY = 8  # SmoothGrad samples (the signals are short: cheap on a CPU)
+N_NOISY = 4  # SmoothGrad samples (few: the report's step stays cheap on a CPU)
 NOISE = 0.1  # noise sd, as a fraction of each signal's range
 
 
