@@ -225,7 +225,7 @@ def signal_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_a_signal_run_has_maps_in_its_report_and_from_explain(
-    signal_run: Path, tmp_path: Path, capsys
+    signal_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doc = json.loads((signal_run / "attributions.json").read_text())
     assert doc["kind"] == "signal" and isinstance(doc["randomisation"]["spearman"], float)
@@ -252,6 +252,11 @@ def test_a_signal_run_has_maps_in_its_report_and_from_explain(
         assert (out / entry["figure"]).is_file()
         assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert entry["predicted"] == max(entry["probabilities"], key=entry["probabilities"].get)
+    # a task without a reader, or a kind without a method: one line each
+    monkeypatch.setattr("medtorch.explain.core.get_explainer", lambda kind: None)
+    assert main(["explain", str(signal_run), str(csv_path), "--out", str(out)]) == 2
+    assert "attribution method" in capsys.readouterr().err
+    monkeypatch.undo()
     # --out may not be the run folder
     assert main(["explain", str(signal_run), str(csv_path), "--out", str(signal_run)]) == 2
     assert "not the run or the input" in capsys.readouterr().err
@@ -285,3 +290,26 @@ def test_an_image_run_has_grad_cam_overlays_and_explain_reads_a_folder(
     # --out may not be the input folder (the maps would be read as inputs next time)
     assert main(["explain", str(run), str(images), "--out", str(images)]) == 2
     assert "not the run or the input" in capsys.readouterr().err
+
+
+def test_the_report_embeds_only_figures_inside_the_run_folder(tmp_path: Path) -> None:
+    from medtorch.report.html import write_report
+
+    run = tmp_path / "run"
+    (run / "attributions").mkdir(parents=True)
+    secret = tmp_path / "outside.png"
+    secret.write_bytes(b"\x89PNG not the run's")
+    (run / "attributions" / "class_0.png").write_bytes(b"\x89PNG the run's own")
+    doc = {"method": "m", "randomisation": {"spearman": 0.7, "n": 2, "what": "w"},
+           "classes": [{"class": "a", "figure": "attributions/class_0.png",
+                        "samples": [{"sample_id": "s1", "y_pred": "a", "p_pred": 0.9, "correct": True}]},
+                       {"class": "b", "figure": "../outside.png",
+                        "samples": [{"sample_id": "s2", "y_pred": "a", "p_pred": 0.8, "correct": False}]}]}  # fmt: skip
+    (run / "attributions.json").write_text(json.dumps(doc))
+    html = write_report(run).read_text()
+    import base64
+
+    assert base64.b64encode(b"\x89PNG the run's own").decode() in html
+    assert base64.b64encode(b"\x89PNG not the run's").decode() not in html
+    assert "figure ../outside.png is missing from the run folder" in html
+    assert "<b>0.70</b>" in html and "partly trace the input" in html  # flagged: >= 0.5
