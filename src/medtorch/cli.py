@@ -1,4 +1,4 @@
-"""Command line: ``medtorch data | train | evaluate | predict | ecg-score | export | demo | models | recipes``.
+"""Command line: ``medtorch data | train | evaluate | predict | explain | ecg-score | export | demo | models | recipes``.
 
 User mistakes print one line (``error: ...``) and exit with code 2; ``--debug`` shows the
 traceback instead.
@@ -102,6 +102,20 @@ def _parser() -> argparse.ArgumentParser:
     # the choices are medtorch.ecg.predict.DETECTORS (not imported here: it loads torch)
     pr.add_argument("--detector", default=None, choices=["gqrs", "xqrs"],
                     help="QRS detector for a WFDB record without beat annotations (default gqrs)")  # fmt: skip
+
+    xp = sub.add_parser(
+        "explain", help="attribution maps (Grad-CAM, saliency) of new inputs with a trained run"
+    )
+    xp.add_argument("run_dir")
+    xp.add_argument(
+        "input",
+        help="what `medtorch predict` reads for the run's task (an image file or a folder of "
+        "images, a CSV of signals)",
+    )
+    xp.add_argument(
+        "--out", required=True, help="output folder: one PNG per input and explanations.json"
+    )
+    xp.add_argument("--limit", type=int, default=64, help="explain the first N inputs (default 64)")
 
     sc = sub.add_parser(
         "ecg-score",
@@ -325,6 +339,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from medtorch.run_folder import check_output_folder, require_finished
+
+    run = require_finished(Path(args.run_dir), "`medtorch explain`")
+    out = check_output_folder(Path(args.out), "--out")
+    for taken in (run, Path(args.input)):
+        if out.exists() and taken.exists() and out.resolve() == taken.resolve():
+            raise ConfigError(f"expected an output folder that is not the run or the input, got "
+                              f"{str(out)!r} in --out; write the maps elsewhere, e.g. explained/")  # fmt: skip
+    from medtorch.explain import explain_inputs
+
+    print(explain_inputs(run, Path(args.input), out, args.limit))
+    return 0
+
+
 def _cmd_ecg_score(args: argparse.Namespace) -> int:
     import json
 
@@ -380,6 +409,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "explain": _cmd_explain,
     "ecg-score": _cmd_ecg_score,
     "export": _cmd_export,
     "demo": _cmd_demo,

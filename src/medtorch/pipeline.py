@@ -15,7 +15,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,20 @@ class Prepared:
     encoder: Encoder
     task: Task
     kinds: dict[str, str]  # each input's kind, for this run's task params
+    index: dict[str, np.ndarray] = field(default_factory=dict)  # each partition's rows of dataset
+
+    def raw(self, part: str, name: str = "x") -> np.ndarray | None:
+        """The input ``name`` of partition ``part`` before encoding (None where the encoder
+        makes it from other raw inputs)."""
+        arr = self.dataset.inputs.get(name)
+        rows = self.index.get(part)
+        if (
+            arr is None
+            or rows is None
+            or np.asarray(arr).shape[1:] != self.parts[part].inputs[name].shape[1:]
+        ):
+            return None
+        return np.asarray(arr)[rows]
 
     @property
     def normalizer(self) -> Normalizer:
@@ -140,7 +154,8 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
                 f"{list(part.inputs)} from its encoder; fix the task's declaration"
             )
         parts[name] = part
-    return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)))
+    return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)),
+                    {k: np.asarray(v) for k, v in split.items()})  # fmt: skip
 
 
 def shape_hints(
@@ -337,12 +352,28 @@ def train_run(
     if isinstance(model, Explains):
         _, _, best = restore_model(run_dir)
         _json(run_dir / "explanations.json", explain_samples(best, test, prep.encoder, proba))
+    write_attribution_maps(run_dir, prep, proba)
     from medtorch.report.html import write_report
     from medtorch.train.tracking import log_final
 
     log_final(cfg.trainer.loggers, run_dir, cfg.name, metrics)  # trainer.loggers, if any
     write_report(run_dir)
     return run_dir
+
+
+def write_attribution_maps(run_dir: Path, prep: Prepared, proba: np.ndarray) -> None:
+    """Attribution maps of example test samples (``attributions.json`` and figures) when
+    the method of the main input's kind is declared (:mod:`medtorch.explain`); the
+    report draws them. Cheap: a few samples per class, one batch on the CPU."""
+    from medtorch.explain import get_explainer, write_attributions
+
+    if get_explainer(prep.kinds["x"]) is None:
+        return
+    test = prep.parts["test"]
+    _, _, best = restore_model(run_dir)
+    assert test.sample_ids is not None
+    write_attributions(run_dir, best, test.inputs, test.y, proba, test.class_names,
+                       list(test.sample_ids), prep.kinds["x"], prep.raw("test"))  # fmt: skip
 
 
 def explain_samples(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtorch.data.tasks.registry import get_task
+from medtorch.data.tasks.registry import PredictInput, get_task
 from medtorch.errors import ConfigError, fmt
 from medtorch.pipeline import load_encoder, restore_model
 
@@ -90,6 +90,18 @@ def restore_ensemble(run_dirs: list[Path]) -> tuple[Any, dict[str, Any], torch.n
     return cfg, spec, ens
 
 
+def read_new_inputs(
+    run_dir: Path, cfg: Any, spec: dict[str, Any], task: Any, input_path: Path
+) -> tuple[PredictInput, list[np.ndarray]]:
+    """A new input file read by the run's task's ``reader`` and encoded with the run's own
+    encoder: (what the reader returned, the model's inputs in order)."""
+    assert task.reader is not None
+    encoder = load_encoder(run_dir, cfg)
+    read = task.reader(Path(input_path), spec["hints"], dict(cfg.task.params))
+    inputs = encoder.transform(read.inputs)
+    return read, [inputs[n] for n in spec["inputs"]]
+
+
 def predict_to_csv(
     run_dir: Path,
     input_path: Path,
@@ -119,10 +131,8 @@ def predict_to_csv(
     if task.reader is None:
         raise ConfigError(fmt("a task that reads new inputs", cfg.task.name, str(run_dir),
                               "this task has no input reader for medtorch predict"))  # fmt: skip
-    encoder = load_encoder(run_dir, cfg)
-    read = task.reader(Path(input_path), spec["hints"], dict(cfg.task.params))
-    inputs = encoder.transform(read.inputs)
-    proba = _proba(model, [inputs[n] for n in spec["inputs"]],
+    read, inputs = read_new_inputs(Path(run_dir), cfg, spec, task, Path(input_path))
+    proba = _proba(model, inputs,
                    tta=cfg.eval.tta and task.tta(cfg.task.params),
                    multilabel=task.families(cfg.task.params)[0] == "multilabel")  # fmt: skip
     classes = spec["class_names"]

@@ -2,7 +2,8 @@
 
 Reads (all optional; a missing or unreadable file gives a section that says so):
 ``config.yaml``, ``splits.json``, ``cohort.json``, ``metrics.json``, ``history.csv``,
-``predictions_test.csv``. Writes the PNG plots into the run folder, then ``report.html``.
+``predictions_test.csv``, ``explanations.json``, ``attributions.json`` (and the figures it
+names). Writes the PNG plots into the run folder, then ``report.html``.
 """
 
 from __future__ import annotations
@@ -247,6 +248,52 @@ def _explanations_section(samples: Any, problem: str | None) -> str:
     return "".join(parts)
 
 
+def _attributions_section(run_dir: Path, doc: Any, problem: str | None) -> str:
+    """Where the model looks (``attributions.json``): the method, the weight-randomisation
+    check as one number, then per true class the figure of its example samples."""
+    if not isinstance(doc, dict):
+        return _missing(str(problem or "attributions.json is not a mapping"))
+    head = f'<p class="meta">{e(str(doc.get("method", "method not recorded")))}'
+    if doc.get("note"):
+        head += f": {e(str(doc['note']))}"
+    if doc.get("selection"):
+        head += f"; samples shown: {e(str(doc['selection']))}"
+    parts = [head + "</p>"]
+    if doc.get("unavailable"):
+        return "".join(parts) + _missing(f"no attribution maps: {doc['unavailable']}")
+    check = doc.get("randomisation")
+    if isinstance(check, dict) and isinstance(check.get("spearman"), (int, float)):
+        rho = float(check["spearman"])
+        css = "warn" if rho >= 0.5 else "info"
+        parts.append(f'<div class="{css}">Randomisation check: Spearman correlation with the '
+                     f"maps of a weight-randomised model <b>{rho:.2f}</b> "
+                     f"(n={e(str(check.get('n', '?')))})"
+                     + (" — high: these maps partly trace the input or the architecture, "
+                        "not only what the model learned" if rho >= 0.5 else "")
+                     + f'<br><span class="meta">{e(str(check.get("what", "")))}</span></div>')  # fmt: skip
+    else:
+        parts.append(_missing("attributions.json records no randomisation check"))
+    root = run_dir.resolve()
+    for entry in doc.get("classes") or []:
+        if not isinstance(entry, dict):
+            continue
+        samples = [x for x in entry.get("samples") or [] if isinstance(x, dict)]
+        parts.append(f"<h3>true class {e(str(entry.get('class')))}</h3>")
+        figure = entry.get("figure")
+        path = (run_dir / str(figure)).resolve() if figure else None
+        if path is not None and path.is_relative_to(root) and path.is_file():
+            parts.append(_img(path, f"attribution maps of class {entry.get('class')}"))
+        elif not samples:
+            parts.append(_missing("no test sample of this class"))
+        else:
+            parts.append(_missing(f"figure {figure!s} is missing from the run folder"))
+        if samples:
+            rows = [[e(str(x.get("sample_id"))), e(str(x.get("y_pred"))), _num(x.get("p_pred")),
+                     "correct" if x.get("correct") else "<b>wrong</b>"] for x in samples]  # fmt: skip
+            parts.append(_table(["sample", "predicted", "p", ""], rows))
+    return "".join(parts)
+
+
 def _stage_section(stage: dict[str, Any]) -> str:
     """A model's second stage (fitted after training): the model module's own description
     of its summary when it registered one, else the summary as a table."""
@@ -342,6 +389,11 @@ def write_report(run_dir: str | Path) -> Path:
     if explained is not None or (run_dir / "explanations.json").exists():
         body.append("<h2>Explanations (example test samples)</h2>")
         body.append(_explanations_section(explained, explained_problem))
+
+    attributed, attributed_problem = _load(run_dir / "attributions.json", "json")
+    if attributed is not None or (run_dir / "attributions.json").exists():
+        body.append("<h2>Attribution maps: where the model looks (example test samples)</h2>")
+        body.append(_attributions_section(run_dir, attributed, attributed_problem))
 
     body.append("<h2>Resolved config</h2>")
     body.append(f"<pre>{e(cfg_text)}</pre>" if cfg_text else _missing(str(cfg_problem)))
