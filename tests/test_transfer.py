@@ -115,6 +115,8 @@ def test_finetune_schedule_groups_and_rates() -> None:
     assert mults[-1] == 1.0 and mults[-2] == pytest.approx(0.1) and mults[-3] == pytest.approx(0.05)
     groups = ft.param_groups(OptimConfig(lr=0.01))
     assert [g["lr"] for g in groups][-2:] == [pytest.approx(0.001), 0.01]
+    two = Finetune(net, FinetuneConfig(freeze_epochs=0, unfreeze=[["layer4", "layer3"], "all"]))
+    assert two.trainable(1) == ["layer3", "layer4", "head"] and len(two.trainable(2)) == 6
     with pytest.raises(ConfigError, match=r"trainer\.finetune\.unfreeze\[0\]"):
         Finetune(net, FinetuneConfig(unfreeze=["layer9"]))
     with pytest.raises(ConfigError, match="finetune_groups"):

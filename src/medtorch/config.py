@@ -238,10 +238,10 @@ class FinetuneConfig(_Section):
     freeze_epochs: int = Field(
         0, ge=0, description="epochs that train only the head (the backbone frozen)"
     )
-    unfreeze: list[str] = Field(
+    unfreeze: list[str | list[str]] = Field(
         default_factory=lambda: ["all"],
-        description="after freeze_epochs, unfreeze these layer groups one stage at a time "
-        "(the model's group names, or all), a stage every unfreeze_every epochs",
+        description="after freeze_epochs, the stages of unfreezing, one every unfreeze_every "
+        "epochs: each a layer-group name of the model, a list of them, or all",
     )
     unfreeze_every: int = Field(1, ge=1, description="epochs between two unfreezing stages")
     backbone_lr_mult: float = Field(

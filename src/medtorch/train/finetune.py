@@ -12,7 +12,7 @@ The model names its layer groups, from the input to the output, with ``finetune_
   rate.
 - **what trains in epoch e** (1-based): the head always; nothing else while ``e <=
   freeze_epochs``; then stage s = (e - freeze_epochs - 1) // unfreeze_every + 1 unfreezes
-  the first s entries of ``unfreeze`` (group names, or ``all``). Frozen parameters get no
+  the first s entries of ``unfreeze`` (each a group name, a list of names, or ``all``). Frozen parameters get no
   gradient (``requires_grad`` off, so the optimizer skips them); the batch-norm layers of
   frozen groups, and of every backbone group with ``freeze_bn``, stay in eval mode, so their
   running statistics keep their pretrained values.
@@ -55,11 +55,13 @@ class Finetune:
         self.groups = layer_groups(model)
         check_covers(model, self.groups)
         names = [n for n, _ in self.groups]
-        for i, name in enumerate(cfg.unfreeze):
-            if name != "all" and name not in names[:-1]:
-                raise ConfigError(fmt(f"backbone group names {names[:-1]} or all", name,
-                                      f"trainer.finetune.unfreeze[{i}]",
-                                      "name the model's own layer groups"))  # fmt: skip
+        self.stages = [[s] if isinstance(s, str) else list(s) for s in cfg.unfreeze]
+        for i, stage in enumerate(self.stages):
+            for name in stage:
+                if name != "all" and name not in names[:-1]:
+                    raise ConfigError(fmt(f"backbone group names {names[:-1]} or all", name,
+                                          f"trainer.finetune.unfreeze[{i}]",
+                                          "name the model's own layer groups"))  # fmt: skip
         self._bn = self._batchnorms()
 
     def lr_mults(self) -> list[float]:
@@ -82,7 +84,7 @@ class Finetune:
         if epoch <= c.freeze_epochs:
             return names[-1:]
         stage = (epoch - c.freeze_epochs - 1) // c.unfreeze_every + 1
-        wanted = c.unfreeze[:stage]
+        wanted = {n for s in self.stages[:stage] for n in s}
         if "all" in wanted:
             return names
         return [n for n in names[:-1] if n in wanted] + names[-1:]

@@ -301,11 +301,15 @@ def build_medmnist(
     example=TaskExample(write_retinamnist_example, unlabelled=0),  # npz labels are never empty
 )
 def retinamnist_grade(
-    data_dir: Path | None, path: str | None = None, file: str = "medmnist/retinamnist.npz"
+    data_dir: Path | None,
+    path: str | None = None,
+    file: str = "medmnist/retinamnist.npz",
+    image_size: int | None = None,
 ) -> ArrayDataset:
-    """RetinaMNIST: diabetic-retinopathy grade 0-4 from a fundus photograph (N, 3, 28, 28);
-    ``medmnist`` with ``flag: retinamnist``, scored also by the ordinal family."""
-    return medmnist(data_dir, flag="retinamnist", path=path, file=file)
+    """RetinaMNIST: diabetic-retinopathy grade 0-4 from a fundus photograph (N, 3, 28, 28),
+    resized to ``image_size`` when set (e.g. for an ImageNet backbone); ``medmnist`` with
+    ``flag: retinamnist``, scored also by the ordinal family."""
+    return medmnist(data_dir, flag="retinamnist", path=path, file=file, image_size=image_size)
 
 
 @register_protocol("medmnist_official", grouped=False)
