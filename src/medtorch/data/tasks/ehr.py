@@ -127,6 +127,7 @@ def build_ehr_dataset(
             "group_unit": "patient",
             "ehr": {
                 "task": task,
+                "format": fmt_name,
                 "kind": samples.kind,
                 "label_type": samples.label_type,
                 "class_names": list(samples.class_names),
@@ -166,7 +167,7 @@ class VocabEncoder:
     def fit(
         cls, ds: ArrayDataset, train_index: np.ndarray, settings: Mapping[str, Any]
     ) -> VocabEncoder:
-        from medtorch.ehr import CodeVocab
+        from medtorch.ehr import CodeVocab, code_descriptions
 
         spec = ds.meta["ehr"]
         labels = None
@@ -175,6 +176,11 @@ class VocabEncoder:
             labels = [list(names[row > 0.5]) for row in np.asarray(ds.y)[train_index]]
         train = _samples(ds.inputs["x"][train_index], spec, labels)
         vocab = CodeVocab.fit(train, min_count=int(spec["min_count"]))
+        # the vocabulary's readable names, read now from the source's dictionaries (none: the
+        # codes as they are), so the run folder names them without the source
+        vocab.descriptions = (
+            code_descriptions(spec.get("format"), ds.meta.get("source"), vocab.codes) or None
+        )
         if labels is not None and not vocab.label_names:
             raise DataError(fmt("next-visit diagnosis categories in the training subjects'",
                                 "none", "the training partition",
@@ -234,10 +240,14 @@ class VocabEncoder:
         return {"n_inputs": int(self.vocab.vocab_size)}
 
     def decode(self, index: int) -> str:
-        """The code behind a code index (0 padding, 1 unknown)."""
+        """The code behind a code index (0 padding, 1 unknown), with its readable name where
+        the source's dictionary has one: ``DIAGNOSIS//ICD9CM//4019 (Unspecified essential
+        hypertension)``."""
         if index < 2:
             return ("<pad>", "<unknown>")[index]
-        return str(self.vocab.codes[index - 2])
+        from medtorch.ehr.names import describe
+
+        return describe(str(self.vocab.codes[index - 2]), self.vocab.descriptions)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.vocab.to_dict())
