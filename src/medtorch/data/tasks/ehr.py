@@ -182,7 +182,7 @@ class VocabEncoder:
             code_descriptions(spec.get("format"), ds.meta.get("source"), vocab.codes) or None
         )
         if labels is not None and not vocab.label_names:
-            raise DataError(fmt("next-visit diagnosis categories in the training subjects'",
+            raise DataError(fmt("next-visit diagnosis categories among the training targets",
                                 "none", "the training partition",
                                 "lower task.params.label_min_count or use a larger cohort"))  # fmt: skip
         return cls(vocab)
@@ -203,9 +203,10 @@ class VocabEncoder:
         dropped = len(ds.class_names) - len(names)
         cohort = dict(ds.meta.get("cohort", {}))
         cohort["exclusions"] = [*cohort.get("exclusions", []), {
-            "reason": "next-visit categories not in the training subjects' targets (at least "
-                      f"label_min_count={int(ds.meta['ehr']['params'].get('label_min_count', 1))})"
-                      ": dropped from the targets",
+            "reason": "next-visit diagnosis categories not among the training subjects' "
+                      "targets (or in fewer than label_min_count="
+                      f"{int(ds.meta['ehr']['params'].get('label_min_count', 1))} training "
+                      "samples): dropped from the targets",
             "count": dropped, "unit": "label categories"}]  # fmt: skip
         cohort["label_space"] = {
             "fitted_on": "training subjects",
