@@ -44,6 +44,9 @@ def test_event_table_to_run_folder_and_predict(tmp_path: Path, task: str, model:
     metrics = json.loads((run / "metrics.json").read_text())
     if task == "next_visit_diagnosis":
         assert {"recall@10", "micro_auprc"} <= set(metrics["test"]["overall"])
+        assert spec["class_names"] == vocab["label_names"]  # the label space fitted on train
+        cohort = json.loads((run / "cohort.json").read_text())
+        assert cohort["label_space"]["categories_kept"] == len(vocab["label_names"])
     else:
         assert "auroc" in metrics["test"]["overall"]
     splits = json.loads((run / "splits.json").read_text())
@@ -91,3 +94,32 @@ def test_data_convert_writes_a_meds_folder_that_reads_back(data_dir: Path, tmp_p
     assert back.height == events.height and back["subject_id"].n_unique() == 100
     assert (out / "metadata" / "codes.parquet").is_file()
     assert main(["data", "convert", "nosuch", str(tmp_path / "x")]) == 2
+
+
+def test_next_visit_label_space_is_fitted_on_the_training_subjects(tmp_path: Path) -> None:
+    """A diagnosis category that only a test subject's next visit has is no label column,
+    and the cohort counts it as dropped."""
+    import polars as pl
+
+    from medtorch.pipeline import prepare
+
+    cfg = _cfg(tmp_path, "next_visit_diagnosis", "visit_gru")
+    first = prepare(cfg, None)
+    assert first.parts["train"].class_names == first.encoder.vocab.label_names
+    held = first.parts["test"].groups[0]  # a test subject: plant a category in its last stay
+    ev = pl.read_parquet(tmp_path / "events.parquet")
+    last = ev.filter((pl.col("subject_id") == int(held)) & (pl.col("code") == "HOSPITAL_DISCHARGE"))
+    planted = last.tail(1).with_columns(pl.lit("DIAGNOSIS//ICD9CM//9990").alias("code"))
+    pl.concat([ev, planted]).write_parquet(tmp_path / "events.parquet")
+    prep = prepare(cfg, None)
+    assert list(prep.parts["test"].groups) == list(first.parts["test"].groups)  # same split
+    assert "ICD9CM//999" in prep.dataset.meta["cohort"]["label_balance"]  # in the cohort...
+    for part in prep.parts.values():  # ...but no label column of any partition
+        assert "ICD9CM//999" not in part.class_names
+        assert part.y.shape[1] == len(part.class_names) == len(prep.encoder.vocab.label_names)
+    space = prep.dataset.meta["cohort"]["label_space"]
+    assert space["categories_dropped"] == space["categories_in_cohort"] - space["categories_kept"]
+    assert space["categories_dropped"] >= 1
+    dropped = [e for e in prep.dataset.meta["cohort"]["exclusions"]
+               if e["unit"] == "label categories"]  # fmt: skip
+    assert dropped and dropped[0]["count"] == space["categories_dropped"]

@@ -60,6 +60,11 @@ def test_every_task_builds_on_its_fixture_as_declared(name: str, tmp_path: Path)
         enc = task.encoder.fit(ds, np.arange(len(ds)), {"normalize": "none"})
         inputs = enc.transform(ds.inputs)
         assert {"n_inputs"} <= set(enc.hints())
+        if (relabel := getattr(enc, "relabel", None)) is not None:  # fits the label space too
+            again = relabel(ds)
+            assert len(again) == len(ds) and len(again.class_names) >= 2
+            if again.multilabel:
+                assert again.y.shape[1] == len(again.class_names)
     assert list(inputs) == list(task.kinds(params))
     rank = {"signal": 3, "image": 4, "features": 2}
     for key, kind in task.kinds(params).items():

@@ -143,6 +143,8 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
     split = make_split(ds, cfg.split)
     info = describe_split(ds, split, cfg.split)
     encoder = encoder_type(task).fit(ds, split["train"], cfg.preprocess.model_dump())
+    if (relabel := getattr(encoder, "relabel", None)) is not None:
+        ds = relabel(ds)  # an encoder that fits the label space on train too re-indexes y
     parts = {}
     kinds = task.kinds(cfg.task.params)
     for name, idx in split.items():

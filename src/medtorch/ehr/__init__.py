@@ -12,7 +12,9 @@ Readers (polars)
     :func:`read_event_table` (any long CSV/Parquet table with a column mapping
     ``{subject_id, time, code, value}``), :func:`mimic_codes` (readable names from the D_*
     dictionaries), :func:`read_subject_splits` (``metadata/subject_splits.parquet``),
-    :func:`read_codes` (``metadata/codes.parquet``), :func:`read_dataset_json`.
+    :func:`read_codes` (``metadata/codes.parquet``), :func:`read_dataset_json`;
+    :func:`code_descriptions` (code -> readable name from whichever of these the source has,
+    for reports; :mod:`medtorch.ehr.names`).
     :func:`write_meds` writes events back as a MEDS folder; :func:`convert_to_meds` reads a
     source and writes it with its code descriptions (``medtorch data convert``). What each MIMIC table becomes,
     and why diagnoses are timed at discharge, is in :mod:`medtorch.ehr.mimic`.
@@ -49,6 +51,7 @@ from medtorch.ehr.meds import (
     write_meds,
 )
 from medtorch.ehr.mimic import MIMIC3_TABLES, MIMIC4_TABLES, mimic_codes, read_mimic3, read_mimic4
+from medtorch.ehr.names import code_descriptions
 from medtorch.ehr.samples import Samples, assign_visits, build_samples
 from medtorch.ehr.schema import EHR_CACHE_VERSION, EVENT_SCHEMA, LABEL_SCHEMA
 from medtorch.ehr.tasks import TASKS, TaskSpec, build_labels, get_task
@@ -69,6 +72,7 @@ __all__ = [
     "assign_visits",
     "build_labels",
     "build_samples",
+    "code_descriptions",
     "convert_to_meds",
     "default_cache_dir",
     "diagnosis_category_expr",

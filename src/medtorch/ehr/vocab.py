@@ -60,7 +60,8 @@ VOCAB_FORMAT = 1
 class CodeVocab:
     """Code -> index (0 pad, 1 unknown, 2.. the codes seen at least ``min_count`` times in
     the training samples), the label names of a multi-label task and, for event samples,
-    the per-code value mean and sd, all fitted on the training subjects only."""
+    the per-code value mean and sd, all fitted on the training subjects only; and, where the
+    source has a dictionary, the readable names of its codes (``descriptions``)."""
 
     kind: str
     codes: list[str]
@@ -70,6 +71,8 @@ class CodeVocab:
     class_names: list[str]
     label_names: list[str] | None = None
     value_stats: dict[str, tuple[float, float]] | None = None
+    # readable names of codes, from the source's dictionaries (medtorch.ehr.names), for reports
+    descriptions: dict[str, str] | None = None
 
     PAD = 0
     UNK = 1
@@ -290,6 +293,7 @@ class CodeVocab:
             "value_stats": {k: list(v) for k, v in self.value_stats.items()}
             if self.value_stats is not None
             else None,
+            "descriptions": self.descriptions,
         }
 
     @classmethod
@@ -311,4 +315,5 @@ class CodeVocab:
             {k: (float(v[0]), float(v[1])) for k, v in stats.items()}
             if stats is not None
             else None,
+            dict(data["descriptions"]) if data.get("descriptions") else None,
         )

@@ -242,9 +242,9 @@ def _explanations_section(samples: Any, problem: str | None) -> str:
         parts.append(f"<h3>{e(str(s.get('sample_id')))}: label {e(str(s.get('y_true')))}, "
                      f"score {_num(s.get('score'))}</h3>")  # fmt: skip
         rows = [[_num(st.get("step")), _num(st.get("days_before")), _num(st.get("weight")),
-                 e(", ".join(f"{c} ({w:+.3f})" for c, w in st.get("top") or []))]
+                 e("; ".join(f"{c}: {w:+.3f}" for c, w in st.get("top") or []))]
                 for st in s.get("steps") or [] if isinstance(st, dict)]  # fmt: skip
-        parts.append(_table(["step", "days before", "weight", "top elements (contribution)"], rows))
+        parts.append(_table(["step", "days before", "weight", "top elements: contribution"], rows))
     return "".join(parts)
 
 

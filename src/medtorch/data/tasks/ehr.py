@@ -92,6 +92,8 @@ def build_ehr_dataset(
     samples = load_samples(fmt_name, root, task, params, config, cache_dir=cache_dir)
     frame = samples.frame
     if samples.label_type == "multilabel":
+        # every category of the cohort's next visits; the encoder keeps those of the training
+        # subjects (:meth:`VocabEncoder.relabel`), so no test-only category is a label
         codes = sorted({c for row in frame["label_codes"].to_list() for c in (row or [])})
         if not codes:
             raise DataError(f"expected next-visit diagnosis categories, got none in {root}; "
@@ -125,6 +127,7 @@ def build_ehr_dataset(
             "group_unit": "patient",
             "ehr": {
                 "task": task,
+                "format": fmt_name,
                 "kind": samples.kind,
                 "label_type": samples.label_type,
                 "class_names": list(samples.class_names),
@@ -132,7 +135,8 @@ def build_ehr_dataset(
                 "params": dict(samples.params),
                 "min_count": int(min_count),
             },
-            "label_space": "every 3-character diagnosis category of the cohort's next visits"
+            "label_space": "every 3-character diagnosis category of the cohort's next visits "
+            "(candidates: the encoder keeps those of the training subjects)"
             if y.ndim == 2
             else None,
             "cohort": {
@@ -148,7 +152,10 @@ def build_ehr_dataset(
 
 class VocabEncoder:
     """The EHR tasks' encoder: the code vocabulary fitted on the training subjects
-    (:class:`medtorch.ehr.CodeVocab`), saved as ``vocab.json``; turns raw rows into arrays."""
+    (:class:`medtorch.ehr.CodeVocab`), saved as ``vocab.json``; turns raw rows into arrays.
+    For a multi-label task it fits the label space too: the categories of the training
+    samples' targets (at least ``label_min_count`` of them), and :meth:`relabel` keeps only
+    those columns of ``y``, counting the rest in the cohort."""
 
     filename = "vocab.json"
     raw_inputs = ("x",)  # one raw row per sample; transform makes the declared inputs
@@ -160,31 +167,88 @@ class VocabEncoder:
     def fit(
         cls, ds: ArrayDataset, train_index: np.ndarray, settings: Mapping[str, Any]
     ) -> VocabEncoder:
-        from medtorch.ehr import CodeVocab
+        from medtorch.ehr import CodeVocab, code_descriptions
 
         spec = ds.meta["ehr"]
-        train = _samples(ds.inputs["x"][train_index], spec)
-        return cls(CodeVocab.fit(train, min_count=int(spec["min_count"])))
+        labels = None
+        if spec["label_type"] == "multilabel":
+            names = np.asarray(ds.class_names, dtype=object)
+            labels = [list(names[row > 0.5]) for row in np.asarray(ds.y)[train_index]]
+        train = _samples(ds.inputs["x"][train_index], spec, labels)
+        vocab = CodeVocab.fit(train, min_count=int(spec["min_count"]))
+        # the vocabulary's readable names, read now from the source's dictionaries (none: the
+        # codes as they are), so the run folder names them without the source
+        vocab.descriptions = (
+            code_descriptions(spec.get("format"), ds.meta.get("source"), vocab.codes) or None
+        )
+        if labels is not None and not vocab.label_names:
+            raise DataError(fmt("next-visit diagnosis categories among the training targets",
+                                "none", "the training partition",
+                                "lower task.params.label_min_count or use a larger cohort"))  # fmt: skip
+        return cls(vocab)
+
+    def relabel(self, ds: ArrayDataset) -> ArrayDataset:
+        """``ds`` with the fitted label space: of a multi-label ``y``, the columns of the
+        categories seen in training, in their order; the cohort counts the categories dropped
+        (seen only outside the training subjects, or too rarely) and the samples left with
+        none. A single-label ``ds`` is returned as it is."""
+        names = self.vocab.label_names
+        if names is None or not ds.multilabel:
+            return ds
+        col = {c: j for j, c in enumerate(ds.class_names)}
+        if missing := [c for c in names if c not in col]:
+            raise DataError(fmt("the fitted label categories among the dataset's", missing[0],
+                                "vocab.json label_names", "fit the encoder on this dataset"))  # fmt: skip
+        y = np.ascontiguousarray(np.asarray(ds.y)[:, [col[c] for c in names]])
+        dropped = len(ds.class_names) - len(names)
+        cohort = dict(ds.meta.get("cohort", {}))
+        cohort["exclusions"] = [*cohort.get("exclusions", []), {
+            "reason": "next-visit diagnosis categories not among the training subjects' "
+                      "targets (or in fewer than label_min_count="
+                      f"{int(ds.meta['ehr']['params'].get('label_min_count', 1))} training "
+                      "samples): dropped from the targets",
+            "count": dropped, "unit": "label categories"}]  # fmt: skip
+        cohort["label_space"] = {
+            "fitted_on": "training subjects",
+            "categories_in_cohort": len(ds.class_names),
+            "categories_kept": len(names),
+            "categories_dropped": dropped,
+            "samples_with_no_kept_category": int((y.sum(1) == 0).sum()),
+        }
+        cohort["class_counts"] = {c: int(v) for c, v in zip(names, y.sum(0))}
+        meta = {**ds.meta, "cohort": cohort,
+                "label_space": "the 3-character diagnosis categories of the training "
+                               "subjects' next visits"}  # fmt: skip
+        return ArrayDataset(inputs=ds.inputs, y=y, groups=ds.groups, class_names=list(names),
+                            sample_ids=ds.sample_ids, meta=meta)  # fmt: skip
 
     def transform(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         v = self.vocab
         spec = {"task": "", "kind": v.kind, "class_names": v.class_names, "dims": v.dims,
-                "params": {}}  # fmt: skip
+                "params": {}, "label_type": v.label_type}  # fmt: skip
         rows = inputs["x"]
         if len(rows) == 0:
             raise DataError(
                 "expected samples to encode, got none in the EHR inputs; check the split"
             )
-        return dict(v.transform(_samples(rows, spec)).inputs)
+        # no targets here (relabel makes y): a multi-label vocabulary reads empty ones
+        labels: list[list[str]] | None = None
+        if v.label_type == "multilabel":
+            labels = [[] for _ in rows]
+        return dict(v.transform(_samples(rows, spec, labels)).inputs)
 
     def hints(self) -> dict[str, int]:
         return {"n_inputs": int(self.vocab.vocab_size)}
 
     def decode(self, index: int) -> str:
-        """The code behind a code index (0 padding, 1 unknown)."""
+        """The code behind a code index (0 padding, 1 unknown), with its readable name where
+        the source's dictionary has one: ``DIAGNOSIS//ICD9CM//4019 (Unspecified essential
+        hypertension)``."""
         if index < 2:
             return ("<pad>", "<unknown>")[index]
-        return str(self.vocab.codes[index - 2])
+        from medtorch.ehr.names import describe
+
+        return describe(str(self.vocab.codes[index - 2]), self.vocab.descriptions)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.vocab.to_dict())
@@ -196,10 +260,13 @@ class VocabEncoder:
         return cls(CodeVocab.from_dict(d))
 
 
-def _samples(rows: np.ndarray, spec: Mapping[str, Any]) -> Any:
+def _samples(
+    rows: np.ndarray, spec: Mapping[str, Any], labels: list[list[str]] | None = None
+) -> Any:
     """A :class:`medtorch.ehr.Samples` of the rows' inputs (the vocabulary's fit and
-    transform read these columns only; labels stay the dataset's, so the label type is
-    binary here)."""
+    transform read these columns only) and, for a multi-label task, each row's target
+    categories ``labels``; otherwise the label type is binary here (labels stay the
+    dataset's)."""
     import polars as pl
 
     from medtorch.ehr import Samples
@@ -208,10 +275,14 @@ def _samples(rows: np.ndarray, spec: Mapping[str, Any]) -> Any:
     data: dict[str, Any] = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
     n = len(rows)
     data["sample_id"] = [str(i) for i in range(n)]
-    data["boolean_value"] = [False] * n
+    if labels is None:
+        data["boolean_value"] = [False] * n
     frame = pl.DataFrame(data)
-    return Samples(spec["task"], spec["kind"], "binary", list(spec["class_names"]),
-                   frame, {}, dict(spec["dims"]), dict(spec["params"]))  # fmt: skip
+    if labels is not None:
+        frame = frame.with_columns(pl.Series("label_codes", labels, dtype=pl.List(pl.String)))
+    return Samples(spec["task"], spec["kind"], "binary" if labels is None else "multilabel",
+                   list(spec["class_names"]), frame, {}, dict(spec["dims"]),
+                   dict(spec["params"]))  # fmt: skip
 
 
 def write_example(folder: Path) -> dict[str, Any]:

@@ -74,7 +74,11 @@ class InputReader(Protocol):
 
 class Encoder(Protocol):
     """Turns a task's raw inputs into model inputs with statistics fitted on train only
-    (a normaliser, a code vocabulary...); saved in the run folder as ``filename``."""
+    (a normaliser, a code vocabulary...); saved in the run folder as ``filename``. One that
+    fits the label space on train too (the categories of a multi-label task) has
+    ``relabel(ds) -> ArrayDataset``: the pipeline calls it once after ``fit``, before the
+    partitions are cut, and it returns the dataset with ``y`` and ``class_names`` in that
+    label space and what it dropped counted in ``meta["cohort"]``."""
 
     filename: str
 
