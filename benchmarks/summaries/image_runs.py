@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/summaries/image_runs.py RUN_DIR... --json OUT.json
 
 For every run: test accuracy, balanced accuracy, macro AUROC (one-vs-rest) and macro F1 with
-their CIs, the best epoch, and the ordinal (kappa, referable) or decision (e.g. malignant)
+their CIs, the best epoch, each class's one-vs-rest AUROC (``auroc_<class>``), and the ordinal (kappa, referable) or decision (e.g. malignant)
 block when the task has one. Prints one Markdown table (mean +- sd over the runs, then each
 run) and writes all values to ``--json``.
 """
@@ -26,6 +26,12 @@ def run_values(run: Path) -> dict[str, Any]:
     for k in OVERALL:
         row[k] = test["overall"][k]["value"]
         row[f"{k}_ci"] = test["overall"][k]["ci"]
+    for name, per in (test.get("per_class") or {}).items():  # one-vs-rest, e.g. melanoma
+        if isinstance(per.get("auroc"), dict):
+            row[f"auroc_{name}"], row[f"auroc_{name}_ci"] = (
+                per["auroc"]["value"],
+                per["auroc"]["ci"],
+            )
     for block in ("ordinal", "decision"):
         for k, v in (test.get(block) or {}).items():
             if isinstance(v, dict):

@@ -173,6 +173,17 @@ class Explains(Protocol):
     def explain(self, *inputs: Any) -> tuple[Any, Any]: ...
 
 
+@runtime_checkable
+class FineTunable(Protocol):
+    """A backbone whose layer groups ``trainer.finetune`` can freeze and unfreeze in stages:
+    ``finetune_groups() -> [(name, [parameters])]`` from the input to the output, the last
+    group the new head, every parameter in exactly one group (``resnet2d``: stem,
+    layer1-layer4, head). Image backbones also name ``cam_layer``, the module whose output
+    Grad-CAM reads."""
+
+    def finetune_groups(self) -> list[tuple[str, list[Any]]]: ...
+
+
 _STAGE_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {}
 
 

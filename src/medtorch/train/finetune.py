@@ -29,18 +29,18 @@ from torch import nn
 
 from medtorch.config import FinetuneConfig, OptimConfig
 from medtorch.errors import ConfigError, fmt
+from medtorch.models.registry import FineTunable
 
 log = logging.getLogger("medtorch")
 
 
 def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     """The model's named layer groups (input to head); a ConfigError when it has none."""
-    fn = getattr(model, "finetune_groups", None)
-    if fn is None:
+    if not isinstance(model, FineTunable):
         raise ConfigError(fmt("a model that names its layer groups (finetune_groups)",
                               type(model).__name__, "trainer.finetune",
                               "use resnet2d or efficientnet_lite0, or remove trainer.finetune"))  # fmt: skip
-    groups = [(str(n), list(ps)) for n, ps in fn()]
+    groups = [(str(n), list(ps)) for n, ps in model.finetune_groups()]
     if len(groups) < 2:
         raise ConfigError(fmt("a backbone group and a head", [n for n, _ in groups],
                               "trainer.finetune", "the model's finetune_groups is too short"))  # fmt: skip
