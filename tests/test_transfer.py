@@ -205,3 +205,51 @@ def test_grayscale_input_keeps_the_pretrained_response() -> None:
     with torch.no_grad():
         a, b = rgb(x.repeat(1, 3, 1, 1)), grey(x)
     assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_a_fine_tuned_run_predicts_without_the_file_it_started_from(tmp_path: Path) -> None:
+    """The run's checkpoint holds every weight: restoring it reads neither the starting
+    weights file (deleted here) nor the ImageNet package, and keeps the input normalisation
+    those weights switched on; the reference predictions are the run's own test ones."""
+    import csv
+
+    import medtorch as mt
+    from medtorch.cli import main
+    from medtorch.data.tasks.images import write_ham10000_example
+    from medtorch.pipeline import restore_model
+
+    params = write_ham10000_example(tmp_path)
+    start = tmp_path / "start.safetensors"
+    torch.manual_seed(0)
+    save_weights(create_model("efficientnet_lite0", 3, 3).state_dict(), start, {})
+    cfg = mt.load_recipe(
+        {"name": "tiny_ft", "data": {"dataset": "ham10000_subset"},
+         "task": {"name": "ham10000_dx", "params": params},
+         "split": {"method": "by_lesion", "ratios": [0.5, 0.25, 0.25]},
+         "model": {"name": "efficientnet_lite0", "params": {"weights": str(start)}},
+         "trainer": {"finetune": {"freeze_epochs": 1}, "augment": {"transforms": [
+             {"RandomResizedCrop": {"scale": [0.8, 1.0]}}]}}},
+        {"trainer.max_epochs": 2, "trainer.progress": False, "eval.n_bootstrap": 0,
+         "trainer.batch_size": 8, "trainer.num_threads": 1},
+    )  # fmt: skip
+    run = mt.train(cfg, out=tmp_path / "runs")
+    assert run.status == "finished"
+    start.unlink()
+    _, _, model = restore_model(run.path)
+    assert model.input_norm is not None  # (x - 0.5) / 0.5, as when it trained
+    with (run.path / "predictions_test.csv").open() as f:
+        saved = {r["sample_id"]: r for r in csv.DictReader(f)}
+    new = tmp_path / "new"
+    new.mkdir()
+    for sid in saved:  # the test images as new files: the same probabilities come back
+        (new / f"{sid}.jpg").write_bytes(
+            (Path(params["path"]) / "images" / f"{sid}.jpg").read_bytes()
+        )
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run.path), str(new), "--out", str(out)]) == 0
+    with out.open() as f:
+        for r in csv.DictReader(f):
+            ref = saved[r["sample_id"].removesuffix(".jpg")]
+            cols = [c for c in r if c.startswith("p_")]
+            assert cols and all(abs(float(r[c]) - float(ref[c])) < 1e-4 for c in cols)
+    assert main(["export", str(run.path), "--out", str(tmp_path / "m.onnx")]) == 0

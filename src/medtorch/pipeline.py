@@ -489,7 +489,9 @@ def restore_model(run_dir: Path, checkpoint: str = "best"):
     from medtorch.train.checkpoint import run_weights
 
     cfg, spec = load_run(run_dir)
-    model = build_model(spec["name"], spec["params"], spec["hints"], len(spec["class_names"]))
+    restore = get_entry(spec["name"]).restore  # without the starting weights: the run has its own
+    params = restore(dict(spec["params"])) if restore is not None else spec["params"]
+    model = build_model(spec["name"], params, spec["hints"], len(spec["class_names"]))
     model.load_state_dict(run_weights(Path(run_dir) / "checkpoints", checkpoint))
     model.eval()
     return cfg, spec, model

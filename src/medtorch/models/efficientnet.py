@@ -30,7 +30,7 @@ from torch import nn
 from medtorch.errors import ConfigError, fmt
 from medtorch.models.pretrained import load_into, read_state_file
 from medtorch.models.registry import ModelExample, register_model
-from medtorch.models.vision import adapt_rgb_filters, input_norm_for
+from medtorch.models.vision import adapt_rgb_filters, input_norm_for, without_starting_weights
 
 log = logging.getLogger("medtorch")
 
@@ -109,6 +109,7 @@ class EfficientNetLite0(nn.Module):
 @register_model(
     "efficientnet_lite0",
     example=ModelExample(shapes=((3, 32, 32),), params={}),
+    restore=without_starting_weights,
 )
 def efficientnet_lite0(
     n_inputs: int,

@@ -137,12 +137,15 @@ def _random_codes(
 @dataclass(frozen=True)
 class ModelEntry:
     """after_fit: the model has a second stage fitted after training (see
-    :class:`AfterFit`); the pipeline fits it, then writes it into every checkpoint."""
+    :class:`AfterFit`); the pipeline fits it, then writes it into every checkpoint.
+    restore: params -> the params that rebuild a trained model without its starting weights
+    (a pretrained backbone's file is not needed again: the checkpoint replaces them)."""
 
     name: str
     factory: Factory
     example: ModelExample
     after_fit: bool = False
+    restore: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 @runtime_checkable
@@ -216,13 +219,18 @@ def _discover() -> None:
 
 
 def register_model(
-    name: str, example: ModelExample | None = None, *, after_fit: bool = False
+    name: str,
+    example: ModelExample | None = None,
+    *,
+    after_fit: bool = False,
+    restore: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[F], F]:
     """Register a model factory under ``name``.
 
     ``example`` gives tiny shapes for the generic tests; without it the model is tested on
     (N, 1, 64) signals with its default params. ``after_fit``: its models implement
-    :class:`AfterFit`.
+    :class:`AfterFit`. ``restore``: maps a run's params to those that rebuild the trained
+    network without reading its starting weights again (pretrained backbones).
     """
 
     def decorator(factory: F) -> F:
@@ -236,7 +244,7 @@ def register_model(
                 )
             )
         _REGISTRY[name] = ModelEntry(
-            name, factory, example or ModelExample(shapes=((1, 64),)), after_fit
+            name, factory, example or ModelExample(shapes=((1, 64),)), after_fit, restore
         )
         return factory
 

@@ -102,6 +102,17 @@ def input_norm_for(input_norm: str, pretrained: bool, channels: int,
     return None
 
 
+def without_starting_weights(params: dict[str, Any]) -> dict[str, Any]:
+    """A trained run's params that rebuild its network without reading the ImageNet or
+    weights file it started from (the run's checkpoint replaces them), keeping the input
+    normalisation those weights switched on."""
+    started = params.get("pretrained", "none") != "none" or params.get("weights") is not None
+    norm = params.get("input_norm", "auto")
+    if norm == "auto":
+        norm = "imagenet" if started else "none"
+    return {**params, "pretrained": "none", "weights": None, "input_norm": norm}
+
+
 def _torchvision_resnet_class() -> Any:
     import torchvision.models as tvm
 
@@ -147,6 +158,7 @@ def _build_resnet(arch: str) -> Any:
     "resnet2d",
     # the ImageNet stem keeps the generic tests fast; tests/test_images.py checks the small stem
     example=ModelExample(shapes=((3, 32, 32),), params={"arch": "resnet18", "small_input": False}),
+    restore=without_starting_weights,
 )
 def resnet2d(
     n_inputs: int,
