@@ -239,7 +239,7 @@ class FinetuneConfig(_Section):
         0, ge=0, description="epochs that train only the head (the backbone frozen)"
     )
     unfreeze: list[str | list[str]] = Field(
-        default_factory=lambda: ["all"],
+        default_factory=lambda: list[str | list[str]](["all"]),
         description="after freeze_epochs, the stages of unfreezing, one every unfreeze_every "
         "epochs: each a layer-group name of the model, a list of them, or all",
     )

@@ -266,7 +266,7 @@ def explain_inputs(run_dir: Path, input_path: Path, out_dir: Path, limit: int = 
     n_read = len(read.ids)
     rows = list(range(min(limit, n_read)))
     x_model = [np.asarray(a)[rows] for a in inputs]
-    proba = _proba(model, x_model, multilabel=task.metrics[0] == "multilabel")
+    proba = _proba(model, x_model, multilabel=task.families(cfg.task.params)[0] == "multilabel")
     target = proba.argmax(1)
     maps = attribute(explainer, model, x_model, target)
     classes = list(spec["class_names"])
