@@ -26,9 +26,33 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from bench_ehr_build import measure  # noqa: E402
+
+def measure(argv: list[str]) -> tuple[dict, float, float]:
+    """Run one whole process: (its last JSON line, wall seconds, peak GiB summed over the
+    process and its children, sampled every 20 ms) - the sampling bench_ehr_build.py uses
+    (scripts do not import each other)."""
+    import subprocess
+    import time
+
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    tree, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(
+                peak, sum(p.memory_info().rss for p in [tree, *tree.children(recursive=True)])
+            )
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise SystemExit(f"phase failed ({proc.returncode}): {' '.join(argv)}")
+    return json.loads(out.strip().splitlines()[-1]), wall, peak / 2**30
 
 
 def main(argv: list[str] | None = None) -> int:
