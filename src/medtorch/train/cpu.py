@@ -36,7 +36,9 @@ def forward_cost(net: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, int
                 net(*inputs)
     finally:
         net.train(training)
-    conv = sum(v for k, v in flops.get_flop_counts()["Global"].items() if "convolution" in str(k))
+    conv = sum(
+        v for k, v in flops.get_flop_counts().get("Global", {}).items() if "convolution" in str(k)
+    )
     return float(flops.get_total_flops()), calls.ops, float(conv), calls.convs
 
 
