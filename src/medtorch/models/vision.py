@@ -102,6 +102,16 @@ def input_norm_for(input_norm: str, pretrained: bool, channels: int,
     return None
 
 
+def check_start(pretrained: str, weights: str | None, imagenet_hint: str) -> None:
+    """``pretrained`` is none or imagenet, and not given together with ``weights``."""
+    if pretrained not in ("none", "imagenet"):
+        raise ConfigError(fmt("none or imagenet", pretrained, "model.params.pretrained",
+                              imagenet_hint))  # fmt: skip
+    if pretrained != "none" and weights is not None:
+        raise ConfigError(fmt("pretrained or weights, not both", f"pretrained={pretrained}, "
+                              f"weights={weights}", "model.params", "keep one of the two"))  # fmt: skip
+
+
 def without_starting_weights(params: dict[str, Any]) -> dict[str, Any]:
     """A trained run's params that rebuild its network without reading the ImageNet or
     weights file it started from (the run's checkpoint replaces them), keeping the input
@@ -176,12 +186,7 @@ def resnet2d(
     if arch not in ARCHS:
         raise ConfigError(fmt(f"one of {list(ARCHS)}", arch, "model.params.arch",
                               "pick a ResNet from that list"))  # fmt: skip
-    if pretrained not in ("none", "imagenet"):
-        raise ConfigError(fmt("none or imagenet", pretrained, "model.params.pretrained",
-                              "imagenet loads torchvision's weights (cache or download)"))  # fmt: skip
-    if pretrained != "none" and weights is not None:
-        raise ConfigError(fmt("pretrained or weights, not both", f"pretrained={pretrained}, "
-                              f"weights={weights}", "model.params", "keep one of the two"))  # fmt: skip
+    check_start(pretrained, weights, "imagenet loads torchvision's weights (cache or download)")
     if small_input not in (True, False, "auto"):
         raise ConfigError(fmt("true, false or auto", small_input, "model.params.small_input",
                               "auto: the small-image stem below 64 pixels"))  # fmt: skip
