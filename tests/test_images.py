@@ -257,6 +257,7 @@ def test_train_then_predict_image_files(data_dir: Path, tmp_path: Path) -> None:
 
 def test_the_medmnist_table_agrees_with_the_medmnist_package() -> None:
     from medmnist import INFO as info  # in the test extra: never skipped
+
     from medtorch.data.sources.medmnist_info import _from_info
 
     flags_2d = {k for k in info if not k.endswith("3d")}
