@@ -221,10 +221,7 @@ def test_bad_ham10000_metadata_names_line_and_field(tmp_path: Path) -> None:
 def test_train_then_predict_image_files(data_dir: Path, tmp_path: Path) -> None:
     """`medtorch train` an image recipe, then `medtorch predict` PNG copies of test images:
     the same probabilities as the run's own test predictions, and the ordinal metrics."""
-    import csv
     import json
-
-    from PIL import Image
 
     from medtorch.cli import main
 
@@ -236,20 +233,7 @@ def test_train_then_predict_image_files(data_dir: Path, tmp_path: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]["ordinal"]) >= {"quadratic_kappa", "referable_auroc"}
     npz = np.load(data_dir / "medmnist" / "retinamnist.npz")
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in (0, 5, 17):  # lossless copies of three test images
-        Image.fromarray(npz["test_images"][i]).save(folder / f"test{i}.png")
-    out = tmp_path / "pred.csv"
-    assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
-    with out.open() as f:
-        got = {r["sample_id"].removesuffix(".png"): r for r in csv.DictReader(f)}
-    with (run / "predictions_test.csv").open() as f:
-        want = {r["sample_id"]: r for r in csv.DictReader(f) if r["sample_id"] in got}
-    assert sorted(got) == sorted(want) == ["test0", "test17", "test5"]
-    for sid, row in got.items():
-        for c in [k for k in row if k.startswith("p_")]:
-            assert float(row[c]) == pytest.approx(float(want[sid][c]), abs=1e-5)
+    _predict_test_pngs(run, npz["test_images"], (0, 5, 17), tmp_path)
 
 
 # ---- MedMNIST v2 by flag -------------------------------------------------------------------
@@ -387,9 +371,10 @@ def test_train_each_kind_of_medmnist_flag(flag: str, channels: int | None, tmp_p
         )
 
 
-def _predict_matches_the_run(run: Path, npz: Path, tmp_path: Path) -> None:
-    """`medtorch predict` on PNG copies of three test images gives the run's own test
-    probabilities (a sigmoid per label for a multi-label run: they need not sum to 1)."""
+def _predict_test_pngs(run: Path, test_images: np.ndarray, rows: tuple[int, ...],
+                       tmp_path: Path) -> dict[str, dict[str, str]]:  # fmt: skip
+    """`medtorch predict` on lossless PNG copies of some test images: the ids and every
+    probability column are the run's own test predictions. Returns the predicted rows."""
     import csv
 
     from PIL import Image
@@ -398,20 +383,25 @@ def _predict_matches_the_run(run: Path, npz: Path, tmp_path: Path) -> None:
 
     folder = tmp_path / "new"
     folder.mkdir()
-    images = np.load(npz)["test_images"]
-    for i in (0, 3, 7):
-        Image.fromarray(images[i]).save(folder / f"test{i}.png")
+    for i in rows:
+        Image.fromarray(test_images[i]).save(folder / f"test{i}.png")
     out = tmp_path / "pred.csv"
     assert main(["predict", str(run), str(folder), "--out", str(out)]) == 0
     with out.open() as f:
         got = {r["sample_id"].removesuffix(".png"): r for r in csv.DictReader(f)}
     with (run / "predictions_test.csv").open() as f:
         want = {r["sample_id"]: r for r in csv.DictReader(f) if r["sample_id"] in got}
-    assert sorted(got) == sorted(want) == ["test0", "test3", "test7"]
+    assert sorted(got) == sorted(want) == sorted(f"test{i}" for i in rows)
     for sid, row in got.items():
-        cols = [k for k in row if k.startswith("p_")]
-        for c in cols:
+        for c in [k for k in row if k.startswith("p_")]:
             assert float(row[c]) == pytest.approx(float(want[sid][c]), abs=1e-5)
+    return got
+
+
+def _predict_matches_the_run(run: Path, npz: Path, tmp_path: Path) -> None:
+    """The same for a multi-label run: a sigmoid per label, so they need not sum to 1."""
+    got = _predict_test_pngs(run, np.load(npz)["test_images"], (0, 3, 7), tmp_path)
+    cols = [k for k in next(iter(got.values())) if k.startswith("p_")]
     assert any(abs(sum(float(r[c]) for c in cols) - 1) > 0.1 for r in got.values())
 
 
