@@ -295,6 +295,13 @@ def test_train_and_predict_a_strip(tmp_path: Path, capsys) -> None:
     assert rows[0] == "segment,start_s,end_s,predicted,p_N,p_A,p_O,p_~"
     assert rows[1].startswith("strip,0.0,4.0,") and len(rows) == 2 + 200 // 32 + 1
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"  # strip + rhythm band
+    # the report shows example test strips with their per-segment rhythm
+    figures = json.loads((run / "figures.json").read_text())
+    assert figures and all((run / f["png"]).read_bytes()[:4] == b"\x89PNG" for f in figures)
+    assert all(f["caption"].split(":")[0] in {"A00001", "A00002", "A00003", "A00004",
+                                              "A00005"} for f in figures)  # fmt: skip
+    html = (run / "report.html").read_text()
+    assert "Example test samples" in html and figures[0]["caption"] in html
     # a CSV strip, and one shorter than one output segment of the network
     csv_strip = tmp_path / "s.csv"
     csv_strip.write_text("mV\n" + "\n".join(str(v) for v in np.sin(np.arange(3000) / 9)))
@@ -334,3 +341,88 @@ def test_the_real_archive_installs_and_every_record_reads(data_dir: Path) -> Non
         raw = np.fromfile(hea.with_suffix(".mat"), dtype="<i2", count=1, offset=24)[0]
         differ += first != raw
     assert differ == 504
+
+
+def _beats_strip(rr_s: list[float], fs: float = 300.0) -> np.ndarray:
+    """A synthetic ECG in mV: a narrow R wave at each beat time (cumulative ``rr_s``)."""
+    times = np.cumsum([0.5, *rr_s])
+    t = np.arange(int((times[-1] + 0.5) * fs)) / fs
+    return sum(np.exp(-((t - b) ** 2) / 2e-5) for b in times).astype(np.float32)
+
+
+def test_strip_rr_features_see_irregular_rhythm_and_pauses() -> None:
+    from medtorch.ecg.strip_features import STRIP_RR_FEATURES, strip_rr_features
+
+    rng = np.random.default_rng(0)
+    regular = dict(zip(STRIP_RR_FEATURES, strip_rr_features(_beats_strip([0.8] * 30), 300.0)))
+    irregular = dict(zip(STRIP_RR_FEATURES,
+                         strip_rr_features(_beats_strip(list(rng.uniform(0.4, 1.0, 40))), 300.0)))  # fmt: skip
+    pauses = dict(zip(STRIP_RR_FEATURES,
+                      strip_rr_features(_beats_strip([0.8] * 5 + [0.5, 1.1] * 6), 300.0)))  # fmt: skip
+    assert regular["rr_defined"] == 1.0 and abs(regular["beats_per_s"] - 31 / 25.8) < 0.05
+    assert regular["cv_rr"] < 0.01 and irregular["cv_rr"] > 0.15
+    assert irregular["pnn50"] > 0.5 > regular["pnn50"]
+    assert pauses["frac_short_long_pairs"] > 0.3 and regular["frac_short_long_pairs"] == 0.0
+    flat = dict(zip(STRIP_RR_FEATURES, strip_rr_features(np.zeros(3000, np.float32), 300.0)))
+    assert flat["rr_defined"] == 0.0 and flat["frac_seconds_without_beat"] == 1.0
+
+
+def test_rr_features_are_cached_and_recomputed_when_a_record_changes(tmp_path: Path) -> None:
+    from medtorch.ecg.strip_features import STRIP_RR_FEATURES, cached_strip_features
+
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    for i, rr in enumerate([0.8, 0.6]):
+        write_record(folder, f"A{i}", (_beats_strip([rr] * 12) * 1000).astype(np.int16))
+    heads = sorted(folder.glob("*.hea"))
+    calls: list[str] = []
+
+    def compute(job: tuple[str, float, str]) -> np.ndarray:
+        calls.append(job[0])
+        x, fs = read_strip(Path(job[0]))
+        from medtorch.ecg.strip_features import strip_rr_features
+
+        return strip_rr_features(x, fs)
+
+    f1, hit1 = cached_strip_features(heads, tmp_path / "cache", workers=1, compute=compute)
+    f2, hit2 = cached_strip_features(heads, tmp_path / "cache", workers=1, compute=compute)
+    assert (hit1, hit2) == (False, True) and len(calls) == 2 and np.array_equal(f1, f2)
+    assert f1.shape == (2, len(STRIP_RR_FEATURES)) and f1[1, 0] > f1[0, 0]  # 0.6 s: faster
+    write_record(folder, "A1", (_beats_strip([0.5] * 12) * 1000).astype(np.int16))
+    f3, hit3 = cached_strip_features(heads, tmp_path / "cache", workers=1, compute=compute)
+    assert not hit3 and len(calls) == 4 and f3[1, 0] > f1[1, 0]
+
+
+def test_rr_features_train_and_predict(tmp_path: Path) -> None:
+    from medtorch.ecg.strip_features import STRIP_RR_FEATURES
+
+    data = tmp_path / "data"
+    write_example(data)
+    argv = ["--data-dir", str(data), "train", "cinc2017_resnet_cpu", "--out",
+            str(tmp_path / "runs"), "--set", "trainer.max_epochs=1", "--set", "split.method=random",
+            "--set", "split.ratios=[0.4,0.2,0.4]", "--set", "eval.n_bootstrap=10",
+            "--set", "model.params.train_crop=100", "--set", "task.params.rr_features=true"]  # fmt: skip
+    assert main(argv) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["inputs"] == ["x", "length", "rr"]
+    assert spec["hints"]["n_rr"] == len(STRIP_RR_FEATURES)
+    out = tmp_path / "p.csv"
+    rec = data / "cinc2017" / "training2017" / "A00005.hea"
+    assert main(["predict", str(run), str(rec), "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[1].startswith("strip,0.0,4.0,")
+
+
+def test_rr_head_shifts_strip_and_segments_alike() -> None:
+    torch.manual_seed(0)
+    model = create_model("hannun_segments", n_inputs=1, n_classes=4, base_filters=8,
+                         n_blocks=4, kernel_size=7, n_rr=5).eval()  # fmt: skip
+    x, n = torch.randn(3, 1, 256), torch.tensor([[256.0], [200.0], [100.0]])
+    rr = torch.randn(3, 5)
+    strip = model(x, n, rr)
+    seg, mask = model.segments(x, n, rr)
+    m = mask.to(seg.dtype)[:, None, :]
+    assert torch.allclose(strip, (seg * m).sum(-1) / m.sum(-1), atol=1e-6)
+    assert not torch.allclose(strip, model(x, n, rr + 1.0))  # the features matter
+    with pytest.raises(Exception, match="rr_features"):
+        model(x, n)

@@ -220,6 +220,22 @@ def test_retain_contributions_per_label_of_a_multilabel_model() -> None:
         model.contributions(x, t.double(), target=4)
 
 
+def test_retain_explains_each_sample_of_a_multilabel_model_for_its_top_label() -> None:
+    # the pipeline's explanations call explain(): it crashed for more than two outputs
+    x, t = _visits(6)
+    torch.manual_seed(1)
+    model = create_model("retain", n_inputs=VOCAB, n_classes=5, embed_dim=16, alpha_hidden=8,
+                         beta_hidden=8).double().train()  # fmt: skip
+    alpha, contrib = model.explain(x, t.double())
+    assert model.training and alpha.shape == x.shape[:2] and contrib.shape == x.shape
+    with torch.no_grad():
+        logits = model.eval()(x, t.double())
+    top = logits.argmax(1)
+    assert len(set(top.tolist())) > 1, "the check needs samples whose top label differs"
+    expected = logits.gather(1, top[:, None])[:, 0]
+    assert torch.allclose(contrib.sum((1, 2)) + model.head.bias[top], expected, atol=1e-10)
+
+
 # -- bad inputs and params ------------------------------------------------------------------------
 def test_float_codes_are_rejected_with_a_hint() -> None:
     x, t = _visits(4)

@@ -32,7 +32,7 @@ def _cfg(tmp_path: Path, task: str, model: str, **params: object) -> object:
 @pytest.mark.parametrize(
     ("task", "model"),
     [("mortality_next_visit", "retain"), ("in_hospital_mortality_48h", "event_gru"),
-     ("next_visit_diagnosis", "visit_gru")],
+     ("next_visit_diagnosis", "visit_gru"), ("next_visit_diagnosis", "retain")],
 )  # fmt: skip
 def test_event_table_to_run_folder_and_predict(tmp_path: Path, task: str, model: str) -> None:
     cfg = _cfg(tmp_path, task, model)

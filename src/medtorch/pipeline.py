@@ -355,6 +355,7 @@ def train_run(
         _, _, best = restore_model(run_dir)
         _json(run_dir / "explanations.json", explain_samples(best, test, prep.encoder, proba))
     write_attribution_maps(run_dir, prep, proba)
+    write_task_figures(run_dir, cfg, prep, proba)
     from medtorch.report.html import write_report
     from medtorch.train.tracking import log_final
 
@@ -378,6 +379,19 @@ def write_attribution_maps(run_dir: Path, prep: Prepared, proba: np.ndarray) -> 
                        list(test.sample_ids), prep.kinds["x"], prep.raw("test"))  # fmt: skip
 
 
+def write_task_figures(run_dir: Path, cfg: RunConfig, prep: Prepared, proba: np.ndarray) -> None:
+    """The task's own example figures of test samples (``Task.figures``), listed in
+    ``figures.json`` for the report."""
+    if prep.task.figures is None:
+        return
+    _, _, best = restore_model(run_dir)
+    (run_dir / "figures").mkdir(exist_ok=True)
+    drawn = prep.task.figures(run_dir / "figures", best, prep.parts["test"], proba,
+                              dict(cfg.task.params))  # fmt: skip
+    _json(run_dir / "figures.json", [{"png": f"figures/{png}", "caption": cap}
+                                     for png, cap in drawn])  # fmt: skip
+
+
 def explain_samples(
     model: Any, ds: ArrayDataset, encoder: Encoder, proba: np.ndarray, k: int = 5, top: int = 5
 ) -> list[dict[str, Any]]:
@@ -387,7 +401,8 @@ def explain_samples(
     where it has one."""
     import torch
 
-    score = proba[:, -1] if proba.ndim == 2 else proba
+    # the positive class of a binary model; else the top output (what the model explains)
+    score = proba if proba.ndim == 1 else proba[:, -1] if proba.shape[1] == 2 else proba.max(1)
     y = ds.y if not ds.multilabel else ds.y.max(1)
     order = sorted(range(len(ds)), key=lambda i: (-int(y[i] > 0), -float(score[i])))[:k]
     inputs = [torch.as_tensor(a[order]) for a in ds.inputs.values()]

@@ -11,6 +11,13 @@ and the strip's logits are their mean over the segments the strip covers (the po
 head): strips are zero-padded to one length in a batch and ``length`` (valid samples per
 strip) masks the padding out.
 
+With ``n_rr`` > 0 (set from a task's ``rr`` input, e.g. ``cinc2017_rhythm`` with
+``rr_features: true``), a rhythm head reads the strip's RR-interval features (batch-normed)
+beside the trunk's features averaged over the strip and adds its logits to the pooled
+ones (and to every segment's, so the strip's logits stay the mean of its segments'): the
+RR series carries what the leading challenge entries used to tell other rhythms and AF
+from normal rhythm.
+
 Two more options make the CPU-sized variant and the training crop:
 
 - ``input_stride``: the input is resampled to ``1 / input_stride`` of its rate first (an
@@ -34,9 +41,20 @@ class HannunSegments(nn.Module):
     """``forward(x (N, C, T), length (N, 1)) -> (N, K)`` strip logits; ``segments`` gives the
     per-segment logits ``(N, K, S)`` and the mask of segments inside each strip ``(N, S)``."""
 
-    def __init__(self, cfg: HannunConfig, input_stride: int = 1, train_crop: int = 0) -> None:
+    def __init__(
+        self, cfg: HannunConfig, input_stride: int = 1, train_crop: int = 0, n_rr: int = 0,
+        rr_hidden: int = 32,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.net = HannunResNet1d(cfg)
+        self.n_rr = int(n_rr)
+        self.rr_norm: nn.Module | None = None
+        self.rr_head: nn.Module | None = None
+        if self.n_rr:
+            width = cfg.filters(cfg.n_blocks - 1)
+            self.rr_norm = nn.BatchNorm1d(self.n_rr)
+            self.rr_head = nn.Sequential(nn.Linear(width + self.n_rr, rr_hidden), nn.ReLU(),
+                                         nn.Dropout(cfg.dropout), nn.Linear(rr_hidden, cfg.n_classes))  # fmt: skip
         self.input_stride = int(input_stride)
         self.train_crop = int(train_crop)
         self.segment_samples = self.input_stride * 2 ** sum(
@@ -61,7 +79,9 @@ class HannunSegments(nn.Module):
             n = n.clamp_max(crop)
         return x, n
 
-    def segments(self, x: torch.Tensor, length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def segments(
+        self, x: torch.Tensor, length: torch.Tensor, rr: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-segment logits ``(N, K, S)`` and the (N, S) mask of segments in the strip."""
         x, n = self._prepare(x, length)
         net = self.net
@@ -70,10 +90,20 @@ class HannunSegments(nn.Module):
         per = x.shape[-1] / h.shape[-1]  # samples (at the network's rate) per segment
         n_seg = torch.ceil(n.double() / per).long().clamp(1, h.shape[-1])  # (N,)
         mask = torch.arange(h.shape[-1], device=x.device)[None, :] < n_seg[:, None]
+        if self.rr_head is not None and self.rr_norm is not None:
+            if rr is None:
+                raise ModelError(fmt("the strip's RR features (input rr)", None, "forward",
+                                     "use a task with rr_features: true"))  # fmt: skip
+            m = mask.to(h.dtype)[:, None, :]
+            pooled = (h * m).sum(-1) / m.sum(-1)  # (N, F): the trunk's features over the strip
+            bias = self.rr_head(torch.cat([pooled, self.rr_norm(rr.to(h.dtype))], 1))
+            logits = logits + bias[:, :, None]
         return logits, mask
 
-    def forward(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        logits, mask = self.segments(x, length)
+    def forward(
+        self, x: torch.Tensor, length: torch.Tensor, rr: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        logits, mask = self.segments(x, length, rr)
         m = mask.to(logits.dtype)[:, None, :]  # (N, 1, S)
         return (logits * m).sum(-1) / m.sum(-1)  # (N, K): mean over the strip's segments
 
@@ -101,6 +131,8 @@ def hannun_segments(
     dropout: float = 0.2,
     input_stride: int = 1,
     train_crop: int = 0,
+    n_rr: int = 0,
+    rr_hidden: int = 32,
 ) -> HannunSegments:
     """Hannun 2019 ResNet with per-segment rhythm logits pooled to a strip label (x, length)."""
     for key, value in (("input_stride", input_stride), ("train_crop", train_crop)):
@@ -108,4 +140,4 @@ def hannun_segments(
             raise ModelError(fmt("a positive int" if key == "input_stride" else "an int >= 0",
                                  value, f"model.params.{key}", "use e.g. 3"))  # fmt: skip
     cfg = HannunConfig(n_inputs, n_classes, base_filters, n_blocks, kernel_size, dropout)
-    return HannunSegments(cfg, input_stride, train_crop)
+    return HannunSegments(cfg, input_stride, train_crop, n_rr, rr_hidden)

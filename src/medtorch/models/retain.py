@@ -170,8 +170,22 @@ class RETAIN(nn.Module):
         self, x: torch.Tensor, t: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The visit weights and per-code contributions (:meth:`contributions`), as the
-        pipeline's explanations read them (:class:`~medtorch.models.registry.Explains`)."""
-        return self.contributions(x, t)
+        pipeline's explanations read them (:class:`~medtorch.models.registry.Explains`).
+
+        With more than two outputs (several classes, or the labels of a multi-label task
+        such as next-visit diagnosis) each sample is explained for its highest-scored
+        output."""
+        if self.cfg.n_classes <= 2:
+            return self.contributions(x, t)
+        was_training = self.training
+        self.eval()
+        try:
+            targets = self(x, t).argmax(1).tolist()
+        finally:
+            self.train(was_training)
+        parts = [self.contributions(x[i : i + 1], None if t is None else t[i : i + 1], k)
+                 for i, k in enumerate(targets)]  # fmt: skip
+        return torch.cat([a for a, _ in parts]), torch.cat([c for _, c in parts])
 
 
 @register_model(

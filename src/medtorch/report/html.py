@@ -294,6 +294,21 @@ def _attributions_section(run_dir: Path, doc: Any, problem: str | None) -> str:
     return "".join(parts)
 
 
+def _figures_section(run_dir: Path, figures: Any, problem: str | None) -> str:
+    """The task's own example figures (``figures.json``: png and caption of each)."""
+    if not isinstance(figures, list):
+        return _missing(str(problem or "figures.json is not a list"))
+    parts = []
+    for f in figures:
+        png = run_dir / str(f.get("png", "")) if isinstance(f, dict) else None
+        if png is None or not png.is_file():
+            parts.append(_missing(f"figure {f!r} is missing"))
+            continue
+        parts.append(f'<figure>{_img(png, str(f.get("caption", "")))}'
+                     f'<figcaption>{e(str(f.get("caption", "")))}</figcaption></figure>')  # fmt: skip
+    return "".join(parts) or _missing("no example figures were drawn")
+
+
 def _stage_section(stage: dict[str, Any]) -> str:
     """A model's second stage (fitted after training): the model module's own description
     of its summary when it registered one, else the summary as a table."""
@@ -394,6 +409,11 @@ def write_report(run_dir: str | Path) -> Path:
     if attributed is not None or (run_dir / "attributions.json").exists():
         body.append("<h2>Attribution maps: where the model looks (example test samples)</h2>")
         body.append(_attributions_section(run_dir, attributed, attributed_problem))
+
+    figures, figures_problem = _load(run_dir / "figures.json", "json")
+    if figures is not None or (run_dir / "figures.json").exists():
+        body.append("<h2>Example test samples</h2>")
+        body.append(_figures_section(run_dir, figures, figures_problem))
 
     body.append("<h2>Resolved config</h2>")
     body.append(f"<pre>{e(cfg_text)}</pre>" if cfg_text else _missing(str(cfg_problem)))

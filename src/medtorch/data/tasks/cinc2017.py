@@ -199,8 +199,11 @@ register_family(MetricFamily("cinc2017", _challenge, "PhysioNet/CinC 2017 challe
                              "standard", ("F1", "AUROC")))  # fmt: skip
 
 
-def _inputs(**_: Any) -> dict[str, InputKind]:
-    return {"x": "signal", "length": "features"}
+def _inputs(rr_features: bool = False, **_: Any) -> dict[str, InputKind]:
+    kinds: dict[str, InputKind] = {"x": "signal", "length": "features"}
+    if rr_features:
+        kinds["rr"] = "features"
+    return kinds
 
 
 def write_example(folder: Path) -> dict[str, Any]:
@@ -253,14 +256,13 @@ def predict_strip(
     """``medtorch predict RUN RECORD``: the strip's rhythm and the per-segment rhythm over
     time (``segment`` ``strip`` first, then one row per output segment with its start and
     end in seconds). A strip shorter than one output segment of the network is refused."""
-    import torch
 
     from medtorch.pipeline import load_encoder
 
-    x, fs = read_input(Path(input_path), lead)
+    raw, fs = read_input(Path(input_path), lead)
     params = dict(cfg.task.params)
     rate = float(params.get("sfreq_hz", SFREQ_HZ))
-    x = resample(x, fs, rate)
+    x = resample(raw, fs, rate)
     seg = int(getattr(model, "segment_samples", 1))
     if len(x) < seg:
         rf = getattr(model, "receptive_field", None)
@@ -271,22 +273,14 @@ def predict_strip(
         )
     inputs = {"x": x[None, None, :].astype(np.float32),
               "length": np.array([[len(x)]], dtype=np.float32)}  # fmt: skip
+    if params.get("rr_features"):
+        from medtorch.ecg.strip_features import strip_rr_features
+
+        inputs["rr"] = strip_rr_features(raw, fs)[None, :]  # at the strip's own rate
     inputs = load_encoder(run_dir, cfg).transform(inputs)
     classes = list(spec["class_names"])
-    tx, tn = (torch.as_tensor(inputs[k]) for k in ("x", "length"))
-    rows: list[list[Any]] = []
-    with torch.inference_mode():
-        p_strip = torch.softmax(model(tx, tn).double(), 1)[0].numpy()
-        rows.append(["strip", 0.0, round(len(x) / rate, 3), classes[int(p_strip.argmax())],
-                     *[f"{v:.6g}" for v in p_strip]])  # fmt: skip
-        if hasattr(model, "segments"):
-            logits, mask = model.segments(tx, tn)
-            p_seg = torch.softmax(logits.double(), 1)[0].numpy()  # (K, S)
-            step = len(x) / int(mask[0].sum()) if seg == 1 else seg
-            for j in range(int(mask[0].sum())):
-                start, end = j * step / rate, min((j + 1) * step, len(x)) / rate
-                rows.append([j, round(start, 3), round(end, 3), classes[int(p_seg[:, j].argmax())],
-                             *[f"{v:.6g}" for v in p_seg[:, j]]])  # fmt: skip
+    rows = segment_rows(model, inputs, len(x), rate, classes)
+    p_strip = np.asarray([float(v) for v in rows[0][4:]])
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         w = csv.writer(f)
@@ -296,6 +290,61 @@ def predict_strip(
     draw_strip(png, x, rate, rows, classes, title=f"{Path(input_path).name}: {rows[0][3]}")
     return (f"{Path(input_path).name}: {rows[0][3]} (p {p_strip.max():.2f}); "
             f"{len(rows) - 1} segments written to {out}, drawn in {png}")  # fmt: skip
+
+
+def segment_rows(
+    model: Any, inputs: dict[str, np.ndarray], n: int, rate: float, classes: list[str]
+) -> list[list[Any]]:
+    """One strip's rows (its encoded ``inputs``, batch of one, ``n`` valid samples at
+    ``rate``): ``strip`` first, then one per output segment with its start and end in
+    seconds, the predicted rhythm and the probabilities."""
+    import torch
+
+    tx, tn = (torch.as_tensor(inputs[k]) for k in ("x", "length"))
+    extra = [torch.as_tensor(inputs["rr"])] if "rr" in inputs else []
+    seg = int(getattr(model, "segment_samples", 1))
+    rows: list[list[Any]] = []
+    with torch.inference_mode():
+        p_strip = torch.softmax(model(tx, tn, *extra).double(), 1)[0].numpy()
+        rows.append(["strip", 0.0, round(n / rate, 3), classes[int(p_strip.argmax())],
+                     *[f"{v:.6g}" for v in p_strip]])  # fmt: skip
+        if hasattr(model, "segments"):
+            logits, mask = model.segments(tx, tn, *extra)
+            p_seg = torch.softmax(logits.double(), 1)[0].numpy()  # (K, S)
+            step = n / int(mask[0].sum()) if seg == 1 else seg
+            for j in range(int(mask[0].sum())):
+                start, end = j * step / rate, min((j + 1) * step, n) / rate
+                rows.append([j, round(start, 3), round(end, 3), classes[int(p_seg[:, j].argmax())],
+                             *[f"{v:.6g}" for v in p_seg[:, j]]])  # fmt: skip
+    return rows
+
+
+def example_strips(
+    folder: Path, model: Any, test: ArrayDataset, proba: np.ndarray, params: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """For the run report: per true class, its most confidently right and most confidently
+    wrong test strip, drawn with the predicted rhythm of every segment beneath it."""
+    rate = float(params.get("sfreq_hz", SFREQ_HZ))
+    pred = proba.argmax(1)
+    out: list[tuple[str, str]] = []
+    assert test.sample_ids is not None
+    for k, name in enumerate(test.class_names):
+        for right in (True, False):
+            idx = np.flatnonzero((test.y == k) & ((pred == k) == right))
+            if not len(idx):
+                continue
+            i = int(idx[np.argmax(proba[idx, k] if right else proba[idx, pred[idx]])])
+            n = int(test.inputs["length"][i, 0])
+            one = {key: np.asarray(v[i : i + 1]) for key, v in test.inputs.items()}
+            rows = segment_rows(model, one, n, rate, list(test.class_names))
+            rec = str(test.sample_ids[i])
+            what = "right" if right else f"wrong: called {rows[0][3]}"
+            cap = (f"{rec}: true {name} ({CLASS_TITLES.get(name, name)}), {what}, "
+                   f"p {max(float(v) for v in rows[0][4:]):.2f}")  # fmt: skip
+            png = f"strip_{name.replace('~', 'noisy')}_{'right' if right else 'wrong'}.png"
+            draw_strip(folder / png, one["x"][0, 0, :n], rate, rows, list(test.class_names), cap)
+            out.append((png, cap))
+    return out
 
 
 def draw_strip(
@@ -331,6 +380,7 @@ def draw_strip(
     predictor=predict_strip,
     example=TaskExample(write_example, unlabelled=1),
     options=("lead",),
+    figures=example_strips,
 )
 def cinc2017_rhythm(
     data_dir: Path | None,
@@ -338,8 +388,11 @@ def cinc2017_rhythm(
     sfreq_hz: float = SFREQ_HZ,
     af_vs_rest: bool = False,
     max_seconds: float = MAX_SECONDS,
+    rr_features: bool = False,
 ) -> ArrayDataset:
-    """CinC 2017 single-lead strips, N / A / O / ~ (or AF vs rest), one sample per record."""
+    """CinC 2017 single-lead strips, N / A / O / ~ (or AF vs rest), one sample per record;
+    ``rr_features``: also each strip's RR-interval features (input ``rr``, from beats
+    detected at 300 Hz; :mod:`medtorch.ecg.strip_features`, cached)."""
     from medtorch.data.datasets.cinc2017 import records_dir
 
     folder = Path(path) if path is not None else records_dir(data_dir)
@@ -373,8 +426,14 @@ def cinc2017_rhythm(
                  dtype=np.int64)  # fmt: skip
     counts = np.bincount(y, minlength=len(cls))
     dropped = {"no label in REFERENCE-v3.csv": unlabelled} if unlabelled else {}
+    inputs = {"x": X, "length": np.asarray(lengths, dtype=np.float32)[:, None]}
+    if rr_features:
+        from medtorch.data.datasets.cinc2017 import cache_dir
+        from medtorch.ecg.strip_features import cached_strip_features
+
+        inputs["rr"], _ = cached_strip_features([folder / f"{n}.hea" for n in kept], cache_dir())
     return ArrayDataset(
-        inputs={"x": X, "length": np.asarray(lengths, dtype=np.float32)[:, None]},
+        inputs=inputs,
         y=y,
         groups=np.asarray(kept),
         class_names=list(cls),

@@ -132,6 +132,10 @@ class Task:
         (a WFDB record becomes beats, windows and episodes); takes the place of ``reader``.
     encoder: the fitted input encoder; None is the ``preprocess.normalize`` normaliser.
     example: the tiny fixture of the generic task tests.
+    figures: draws the task's own example figures for the run report,
+        ``figures(run_dir, model, test, proba, params) -> [(png name, caption), ...]``
+        (PNGs written under ``run_dir/figures``; listed in ``figures.json``), e.g. ECG
+        strips with their predicted rhythm per segment.
     """
 
     name: str
@@ -144,6 +148,7 @@ class Task:
     encoder: EncoderType | None = None
     example: TaskExample | None = None
     options: tuple[str, ...] = field(default=())  # predict options it takes (e.g. lead)
+    figures: Callable[..., list[tuple[str, str]]] | None = None
 
     def _params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """``params`` with the build function's defaults filled in."""
@@ -200,6 +205,7 @@ def register_task(
     encoder: EncoderType | None = None,
     example: TaskExample | None = None,
     options: tuple[str, ...] = (),
+    figures: Callable[..., list[tuple[str, str]]] | None = None,
 ) -> Callable[[TaskFn], TaskFn]:
     """Register ``fn(data_dir, **params) -> ArrayDataset`` under ``name`` with its declaration.
 
@@ -220,7 +226,7 @@ def register_task(
             )
         doc = (inspect.getdoc(fn) or "").strip().splitlines()
         _TASKS[name] = Task(name, fn, description or (doc[0] if doc else ""), kinds, metrics,
-                            reader, predictor, encoder, example, options)  # fmt: skip
+                            reader, predictor, encoder, example, options, figures)  # fmt: skip
         return fn
 
     return deco
