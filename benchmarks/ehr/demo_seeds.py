@@ -5,6 +5,7 @@ with their 95% CIs (resampled by patient), as a JSON file and a markdown table.
         --json benchmarks/results/ehr_demo_seeds.json
     MEDTORCH_DATA=... python benchmarks/ehr/demo_seeds.py --grid --seeds 0 1 2 \
         --json benchmarks/results/ehr_demo_grid.json
+    python benchmarks/ehr/demo_seeds.py --grid --table benchmarks/results/ehr_demo_grid.json
 
 ``--grid`` trains every EHR model on every task of both demos (the baselines beside every
 deep model): each (demo, task) starts from the MIMIC-III recipe of that task (its split,
@@ -74,7 +75,8 @@ def main() -> None:
                     help="print the markdown table (mean +- sd over seeds) of these JSON files")  # fmt: skip
     args = ap.parse_args()
     if args.table:
-        print(table([r for f in args.table for r in json.loads(f.read_text())["runs"]]))
+        rows = [r for f in args.table for r in json.loads(f.read_text())["runs"]]
+        print(matrix(rows) if args.grid else table(rows))
         return
     recipes = args.recipes or [r for r in list_recipes() if r.startswith(("mimic3_", "mimic4_"))]
     jobs = grid() if args.grid else [(r, r, []) for r in recipes]
@@ -104,6 +106,32 @@ def main() -> None:
                     args.json.parent.mkdir(parents=True, exist_ok=True)
                     args.json.write_text(json.dumps({"seeds": args.seeds, "runs": rows},
                                                     indent=1) + "\n")  # fmt: skip
+
+
+def matrix(rows: list[dict]) -> str:
+    """The grid as one line per (demo, task) and one column per model: the task's first
+    metric (AUROC, or recall@10 for next-visit diagnosis), mean +- sd over seeds; the test
+    n (patients) beside the task."""
+    import numpy as np
+
+    models = [m for rep in GRID_MODELS.values() for m in rep]
+    models = list(dict.fromkeys(models))
+    out = ["| demo | task (test n, patients) | metric | " + " | ".join(f"`{m}`" for m in models)
+           + " |", "|---|---|---|" + "---:|" * len(models)]  # fmt: skip
+    for demo in GRID_DEMOS:
+        for task in GRID_TASKS:
+            rs = [r for r in rows if r["recipe"].startswith(f"{demo}/{task}/")]
+            if not rs:
+                continue
+            key = next(iter(rs[0]["metrics"]))
+            cells = []
+            for m in models:
+                vals = [r["metrics"][key]["value"] for r in rs if r["model"] == m
+                        and r["metrics"][key]["value"] is not None]  # fmt: skip
+                cells.append(f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if vals else "")
+            out.append(f"| {demo} | {task} ({rs[0]['n_test']}, {rs[0]['groups_test']}) | {key} | "
+                       + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(out)
 
 
 def table(rows: list[dict]) -> str:
