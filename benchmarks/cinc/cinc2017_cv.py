@@ -57,15 +57,30 @@ def score_runs(runs: list[Path], n_bootstrap: int) -> dict:
             "caveat": "one record per recording; patients not identified in the release"}  # fmt: skip
 
 
-def cost(run: Path | None) -> dict:
-    """FLOPs per 60 s strip and CPU speed (1 thread) of the full-size and CPU-sized networks;
-    ``medtorch predict`` wall time on a 60 s strip with ``run``."""
+def _train_rate(m, batch: int, fs: int, steps: int) -> float:
+    """Training strips/s of ``steps`` AdamW steps on random 30 s crops of 60 s strips."""
+    import torch
+
+    xb, nb = torch.randn(batch, 1, 60 * fs), torch.full((batch, 1), 60.0 * fs)
+    opt = torch.optim.AdamW(m.parameters())
+    t = time.perf_counter()
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(m(xb, nb), torch.zeros(batch, dtype=torch.long))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def cost(run: Path | None, threads: tuple[int, ...] = (1, 2), repeats: int = 3) -> dict:
+    """FLOPs per 60 s strip and CPU training speed (median of ``repeats``, for each number
+    of ``threads``) of the full-size and CPU-sized networks; ``medtorch predict`` wall time
+    on a 60 s strip with ``run``."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from medtorch.models.registry import create_model
 
-    torch.set_num_threads(1)
     sizes = {
         "cinc2017_hannun_full (300 Hz)": ({}, 300, 4),
         "cinc2017_resnet_cpu (50 Hz)": (
@@ -82,21 +97,17 @@ def cost(run: Path | None) -> dict:
         with FlopCounterMode(display=False) as fc:
             m(x, n)
         m.train()
-        xb, nb = torch.randn(batch, 1, 60 * fs), torch.full((batch, 1), 60.0 * fs)
-        opt = torch.optim.AdamW(m.parameters())
-        t = time.perf_counter()
-        for _ in range(2):
-            loss = torch.nn.functional.cross_entropy(
-                m(xb, nb), torch.zeros(batch, dtype=torch.long)
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        train_rate = 2 * batch / (time.perf_counter() - t)
+        rates: dict[str, list[float]] = {}
+        for k in threads:
+            torch.set_num_threads(k)
+            _train_rate(m, batch, fs, 1)  # warm-up
+            rates[str(k)] = [_train_rate(m, batch, fs, 3) for _ in range(repeats)]
         out[name] = {"params": sum(q.numel() for q in m.parameters()),
                      "gflops_per_60s_strip": fc.get_total_flops() / 1e9,
-                     "train_strips_per_s_30s_crops_1_thread": train_rate,
+                     "train_strips_per_s_30s_crops": {k: float(np.median(v)) for k, v in rates.items()},
+                     "train_strips_per_s_repeats": rates,
                      "segment_s": m.segment_samples / fs, "receptive_field_s": m.receptive_field / fs}  # fmt: skip
+    torch.set_num_threads(max(threads))
     if run is not None:
         import tempfile
 
