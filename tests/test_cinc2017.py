@@ -377,9 +377,9 @@ def test_rr_features_are_cached_and_recomputed_when_a_record_changes(tmp_path: P
     heads = sorted(folder.glob("*.hea"))
     calls: list[str] = []
 
-    def compute(job: tuple[str, float, str]) -> np.ndarray:
-        calls.append(job[0])
-        x, fs = read_strip(Path(job[0]))
+    def compute(header: str) -> np.ndarray:
+        calls.append(header)
+        x, fs = read_strip(Path(header))
         from medtorch.ecg.strip_features import strip_rr_features
 
         return strip_rr_features(x, fs)

@@ -85,23 +85,22 @@ def strip_rr_features(x: np.ndarray, fs_hz: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _features_of(job: tuple[str, float, str]) -> np.ndarray:
+def _features_of(header: str) -> np.ndarray:
     from medtorch.data.tasks.cinc2017 import read_strip
 
-    path, _, lead = job
-    x, fs = read_strip(Path(path), lead or None)
+    x, fs = read_strip(Path(header))
     return strip_rr_features(x, fs)
 
 
 def _key(files: Sequence[Path]) -> str:
-    stats = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    stats = [[p.name, (st := p.stat()).st_size, st.st_mtime_ns] for p in files]
     blob = json.dumps({"version": FEATURES_VERSION, "names": STRIP_RR_FEATURES, "files": stats})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def cached_strip_features(
     headers: Sequence[Path], cache_root: Path, workers: int | None = None,
-    compute: Callable[[tuple[str, float, str]], np.ndarray] = _features_of,
+    compute: Callable[[str], np.ndarray] = _features_of,
 ) -> tuple[np.ndarray, bool]:  # fmt: skip
     """``(len(headers), n_features)`` features of the records (``.hea`` paths) and whether
     they came from the cache. Data files (``.mat`` beside each header) take part in the
@@ -112,7 +111,7 @@ def cached_strip_features(
         with np.load(path, allow_pickle=False) as z:
             if z["features"].shape == (len(headers), len(STRIP_RR_FEATURES)):
                 return z["features"], True
-    jobs = [(str(h), 0.0, "") for h in headers]
+    jobs = [str(h) for h in headers]
     n = workers or min(2, os.cpu_count() or 1)
     if n > 1 and len(jobs) > 50:
         with ProcessPoolExecutor(n) as pool:
