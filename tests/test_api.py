@@ -188,7 +188,7 @@ def test_train_writes_the_cli_run_folder(api_run: mt.Run) -> None:
     assert api_run.status == "finished"
     for f in ("config.yaml", "cohort.json", "splits.json", "normalizer.json", "model.json",
               "history.csv", "checkpoints/best.pt", "checkpoints/last.pt", "metrics.json",
-              "predictions_test.csv", "report.html"):  # fmt: skip
+              "predictions_valid.csv", "predictions_test.csv", "report.html"):  # fmt: skip
         assert (api_run.path / f).is_file(), f
     assert api_run.report_path == api_run.path / "report.html"
     assert api_run.config.trainer.max_epochs == 2
@@ -204,6 +204,9 @@ def test_run_attributes(api_run: mt.Run) -> None:
     p = api_run.predictions
     assert len(p) == api_run.metrics["test"]["n"]
     assert np.allclose(p.filter(like="p_").sum(axis=1), 1, atol=1e-4)
+    v = api_run.valid_predictions
+    assert len(v) == api_run.metrics["valid"]["n"] and list(v.columns) == list(p.columns)
+    assert not set(v["sample_id"]) & set(p["sample_id"])  # the two parts share no sample
     reopened = mt.open_run(str(api_run.path))
     assert reopened.metrics == api_run.metrics and "finished" in repr(reopened)
     assert reopened.show_report() == api_run.report_path  # not in a notebook: the path

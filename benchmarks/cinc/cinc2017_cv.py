@@ -1,11 +1,13 @@
 """CinC 2017 cross-validation: per-fold and pooled out-of-fold challenge scores of finished
-runs (one run per fold of ``grouped_kfold``), and the cost of the networks.
+runs (one run per fold of ``grouped_kfold``, or several: a seed ensemble), and the cost of
+the networks.
 
 Each run's ``predictions_test.csv`` holds its test fold's records; pooled, every record is
 scored once. The challenge score (mean F1 over N, A, O) and its per-class F1 get bootstrap
 CIs over records. One record per recording; the release identifies no patient.
 
     python benchmarks/cinc/cinc2017_cv.py --runs runs/cinc2017_resnet_cpu-* --json FILE
+    python benchmarks/cinc/cinc2017_cv.py --part valid --runs RUN_SEED0 RUN_SEED1 --json FILE
     python benchmarks/cinc/cinc2017_cv.py --cost --run RUN --json FILE
 """
 
@@ -20,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _predictions(run: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with (run / "predictions_test.csv").open(newline="") as f:
+def _predictions(run: Path, part: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    with (run / f"predictions_{part}.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     classes = [k[2:] for k in rows[0] if k.startswith("p_")]
     y = np.array([int(r["y_true"]) for r in rows])
@@ -29,19 +31,38 @@ def _predictions(run: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return y, p, [r["group"] for r in rows]
 
 
-def score_runs(runs: list[Path], n_bootstrap: int) -> dict:
+def _fold_predictions(runs: list[Path], part: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One fold's predictions: several runs of the fold (seeds) are a probability-averaged
+    ensemble, as ``medtorch predict RUN --ensemble ...`` averages them."""
+    y, p, g = _predictions(runs[0], part)
+    for other in runs[1:]:
+        y2, p2, g2 = _predictions(other, part)
+        assert g2 == g and (y2 == y).all(), f"{other} scored other records than {runs[0]}"
+        p = p + p2
+    return y, p / len(runs), g
+
+
+def score_runs(runs: list[Path], n_bootstrap: int, part: str = "test") -> dict:
+    """Per-fold and pooled scores of ``part`` (``test``: out of fold; ``valid``: each
+    fold's validation records, for choosing a recipe); several runs of one fold are
+    ensembled."""
     from medtorch.metrics.cinc2017 import challenge_report
 
-    folds, ys, ps, gs = {}, [], [], []
+    by_fold: dict[int, list[Path]] = {}
     for run in sorted(runs):
-        split = json.loads((run / "splits.json").read_text())
-        metrics = json.loads((run / "metrics.json").read_text())
-        y, p, g = _predictions(run)
+        by_fold.setdefault(int(json.loads((run / "splits.json").read_text())["fold"]), []).append(
+            run
+        )
+    folds, ys, ps, gs = {}, [], [], []
+    for fold, fold_runs in sorted(by_fold.items()):
+        y, p, g = _fold_predictions(fold_runs, part)
         r = challenge_report(y, p, ["N", "A", "O", "~"], np.array(g), n_bootstrap)
         assert r is not None
-        folds[str(split["fold"])] = {
-            "run": run.name, "n_records": len(y), "best_epoch": metrics.get("best_epoch"),
-            "fit_wall_s": metrics.get("fit_wall_s"),
+        metrics = [json.loads((run / "metrics.json").read_text()) for run in fold_runs]
+        folds[str(fold)] = {
+            "runs": [run.name for run in fold_runs], "n_records": len(y),
+            "best_epoch": [m.get("best_epoch") for m in metrics],
+            "fit_wall_s": [m.get("fit_wall_s") for m in metrics],
             "f1_nao": r["overall"]["f1_nao"],
             "f1": {c: v["F1"]["value"] for c, v in r["per_class"].items()},
         }  # fmt: skip
@@ -49,10 +70,11 @@ def score_runs(runs: list[Path], n_bootstrap: int) -> dict:
         ps.append(p)
         gs += g
     y, p = np.concatenate(ys), np.concatenate(ps)
-    assert len(set(gs)) == len(gs), "a record is in two test folds"
+    if part == "test":
+        assert len(set(gs)) == len(gs), "a record is in two test folds"
     pooled = challenge_report(y, p, ["N", "A", "O", "~"], np.array(gs), n_bootstrap)
     per_fold = [f["f1_nao"]["value"] for f in folds.values()]
-    return {"folds": folds, "pooled": pooled,
+    return {"part": part, "folds": folds, "pooled": pooled,
             "fold_mean_f1_nao": float(np.mean(per_fold)), "fold_sd_f1_nao": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else None,
             "caveat": "one record per recording; patients not identified in the release"}  # fmt: skip
 
@@ -136,10 +158,16 @@ def main() -> None:
     ap.add_argument("--runs", nargs="*", type=Path, default=[])
     ap.add_argument("--cost", action="store_true")
     ap.add_argument("--run", type=Path, default=None, help="a run for the predict timing")
+    ap.add_argument(
+        "--part",
+        choices=("test", "valid"),
+        default="test",
+        help="score the test folds (out of fold) or the validation parts",
+    )
     ap.add_argument("--n-bootstrap", type=int, default=1000)
     ap.add_argument("--json", type=Path, required=True)
     args = ap.parse_args()
-    result = cost(args.run) if args.cost else score_runs(args.runs, args.n_bootstrap)
+    result = cost(args.run) if args.cost else score_runs(args.runs, args.n_bootstrap, args.part)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result if args.cost else {k: v for k, v in result.items() if k != "pooled"}
                      | {"pooled_f1_nao": result["pooled"]["overall"]["f1_nao"]}, indent=1))  # fmt: skip

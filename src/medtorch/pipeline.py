@@ -4,7 +4,7 @@ Every stage writes what it did into the run folder, so a run can be audited and
 resumed from the folder alone:
 
     config.yaml  cohort.json  splits.json  normalizer.json  model.json
-    history.csv  checkpoints/{best,last}.pt  metrics.json  predictions_test.csv
+    history.csv  checkpoints/{best,last}.pt  metrics.json  predictions_{valid,test}.csv
     *.png  report.html
 """
 
@@ -348,8 +348,8 @@ def train_run(
     for name, part in (("valid", valid), ("test", test)):
         proba = trainer.predict_proba(part, checkpoint="best", tta=cfg.eval.tta)
         metrics[name] = score(cfg, part, proba)
-        if name == "test":
-            _predictions_csv(run_dir / "predictions_test.csv", part, proba)
+        # validation predictions too: ensembles and thresholds are chosen on them
+        _predictions_csv(run_dir / f"predictions_{name}.csv", part, proba)
     _json(run_dir / "metrics.json", metrics)
     if isinstance(model, Explains):
         _, _, best = restore_model(run_dir)

@@ -135,6 +135,12 @@ class Run:
         return _table(self._file("predictions_test.csv"))
 
     @property
+    def valid_predictions(self) -> Any:
+        """``predictions_valid.csv``, the same columns for the validation part: choose
+        thresholds or an ensemble on these, never on the test predictions."""
+        return _table(self._file("predictions_valid.csv"))
+
+    @property
     def report_path(self) -> Path:
         """The run's self-contained ``report.html``."""
         return self._file("report.html")

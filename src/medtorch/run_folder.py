@@ -25,7 +25,8 @@ from medtorch.errors import ConfigError, DataError
 
 # what `medtorch train` writes into a run folder (checkpoints/ aside)
 RUN_FILES = ("config.yaml", "cohort.json", "splits.json", "normalizer.json", "model.json",
-             "history.csv", "metrics.json", "predictions_test.csv", "report.html")  # fmt: skip
+             "history.csv", "metrics.json", "predictions_valid.csv", "predictions_test.csv",
+             "report.html")  # fmt: skip
 OUTPUT_SUFFIXES = (".csv", ".json", ".onnx")  # what the commands write: may be replaced
 _RETRAIN = "train the run again, or restore the file from a copy of the run folder"
 
