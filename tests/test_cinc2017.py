@@ -323,6 +323,21 @@ def test_train_and_predict_a_strip(tmp_path: Path, capsys) -> None:
     assert len(err) == 1 and "--lead" in err[0]
     assert main(["predict", str(run), str(tmp_path / "B1.hea"), "--lead", "II", "--out",
                  str(out)]) == 0  # fmt: skip
+    # an ensemble of two seeds keeps the rhythm over time: each row the members' mean
+    assert main([*argv, "--set", "trainer.seed=1"]) == 0
+    (run2,) = (r for r in (tmp_path / "runs").iterdir() if r != run)
+    outs = {}
+    for name, args in (
+        ("a", [str(run)]),
+        ("b", [str(run2)]),
+        ("ab", [str(run), "--ensemble", str(run2)]),
+    ):
+        outs[name] = tmp_path / f"{name}.csv"
+        assert main(["predict", *args[:1], str(rec), "--out", str(outs[name]), *args[1:]]) == 0
+    p = {k: np.loadtxt(v, delimiter=",", skiprows=1, usecols=(4, 5, 6, 7)) for k, v in outs.items()}
+    assert p["ab"].shape == p["a"].shape == (2 + 200 // 32, 4)  # the strip and every segment
+    assert np.allclose(p["ab"], (p["a"] + p["b"]) / 2, atol=1e-5)
+    assert not np.allclose(p["a"], p["b"], atol=1e-3)  # the two seeds differ
 
 
 @pytest.mark.realdata

@@ -64,6 +64,29 @@ class ProbabilityEnsemble(torch.nn.Module):
         return torch.log(p.mean(dim=0).clamp_min(1e-300))
 
 
+class SegmentEnsemble(ProbabilityEnsemble):
+    """An ensemble of per-segment models (``hannun_segments``): the strip output as
+    :class:`ProbabilityEnsemble`, and ``segments`` the log of the members' mean per-segment
+    probabilities, so ``medtorch predict --ensemble`` keeps the rhythm over time."""
+
+    def __init__(self, models: list[torch.nn.Module]) -> None:
+        super().__init__(models)
+        for attr in ("segment_samples", "receptive_field"):
+            values = {getattr(m, attr, None) for m in models}
+            if len(values) != 1:
+                raise ConfigError(
+                    f"expected --ensemble runs whose networks share {attr}, got {sorted(map(str, values))}; "
+                    "ensemble seeds of one recipe"
+                )
+            setattr(self, attr, values.pop())
+
+    def segments(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [m.segments(*inputs) for m in self.members]  # type: ignore[operator]
+        mask = outs[0][1]
+        p = torch.stack([torch.softmax(logits.double(), dim=1) for logits, _ in outs])
+        return torch.log(p.mean(dim=0).clamp_min(1e-300)), mask
+
+
 def restore_ensemble(run_dirs: list[Path]) -> tuple[Any, dict[str, Any], torch.nn.Module]:
     """Restore one run, or several runs of the same task and inputs as a ProbabilityEnsemble.
 
@@ -85,7 +108,8 @@ def restore_ensemble(run_dirs: list[Path]) -> tuple[Any, dict[str, Any], torch.n
                 f"{run_dirs[0]}, got a different one in {other}; ensemble seeds of one recipe"
             )
         models.append(omodel)
-    ens = ProbabilityEnsemble(models)
+    per_segment = all(callable(getattr(m, "segments", None)) for m in models)
+    ens = SegmentEnsemble(models) if per_segment else ProbabilityEnsemble(models)
     ens.eval()
     return cfg, spec, ens
 
