@@ -67,7 +67,7 @@ class ProbabilityEnsemble(torch.nn.Module):
 class SegmentEnsemble(ProbabilityEnsemble):
     """An ensemble of per-segment models (``hannun_segments``): the strip output as
     :class:`ProbabilityEnsemble`, and ``segments`` the log of the members' mean per-segment
-    probabilities, so ``medtorch predict --ensemble`` keeps the rhythm over time."""
+    probabilities, so ``medtorch predict --ensemble`` keeps every segment's label over time."""
 
     def __init__(self, models: list[torch.nn.Module]) -> None:
         super().__init__(models)
