@@ -13,22 +13,20 @@ change in mean F1 against the plain argmax is measured on the other half, both w
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import f1_score
 
+from medtorch import open_run
+
 GRID = np.exp(np.linspace(np.log(0.4), np.log(2.5), 15))
 
 
 def _valid(run: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with (run / "predictions_valid.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    cols = [k for k in rows[0] if k.startswith("p_")]
-    y = np.array([int(r["y_true"]) for r in rows])
-    return y, np.array([[float(r[c]) for c in cols] for r in rows]), [r["group"] for r in rows]
+    v = open_run(run).valid_predictions
+    return v["y_true"].to_numpy(int), v.filter(like="p_").to_numpy(float), list(v["group"])
 
 
 def f1_nao(y: np.ndarray, pred: np.ndarray) -> float:
