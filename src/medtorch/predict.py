@@ -48,6 +48,12 @@ def _proba(
     return total / len(views)
 
 
+def _log_mean_softmax(logits: list[torch.Tensor]) -> torch.Tensor:
+    """The log of the members' mean class probabilities (classes on dim 1)."""
+    p = torch.stack([torch.softmax(x.double(), dim=1) for x in logits])
+    return torch.log(p.mean(dim=0).clamp_min(1e-300))
+
+
 class ProbabilityEnsemble(torch.nn.Module):
     """Several trained models as one: returns the log of their mean softmax probabilities.
 
@@ -60,8 +66,7 @@ class ProbabilityEnsemble(torch.nn.Module):
         self.members = torch.nn.ModuleList(models)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.softmax(m(*inputs).double(), dim=1) for m in self.members])
-        return torch.log(p.mean(dim=0).clamp_min(1e-300))
+        return _log_mean_softmax([m(*inputs) for m in self.members])
 
 
 class SegmentEnsemble(ProbabilityEnsemble):
@@ -82,9 +87,7 @@ class SegmentEnsemble(ProbabilityEnsemble):
 
     def segments(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [m.segments(*inputs) for m in self.members]  # type: ignore[operator]
-        mask = outs[0][1]
-        p = torch.stack([torch.softmax(logits.double(), dim=1) for logits, _ in outs])
-        return torch.log(p.mean(dim=0).clamp_min(1e-300)), mask
+        return _log_mean_softmax([logits for logits, _ in outs]), outs[0][1]
 
 
 def restore_ensemble(run_dirs: list[Path]) -> tuple[Any, dict[str, Any], torch.nn.Module]:
