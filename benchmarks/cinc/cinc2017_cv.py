@@ -14,7 +14,6 @@ CIs over records. One record per recording; the release identifies no patient.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -23,12 +22,11 @@ import numpy as np
 
 
 def _predictions(run: Path, part: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with (run / f"predictions_{part}.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
-    y = np.array([int(r["y_true"]) for r in rows])
-    p = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])
-    return y, p, [r["group"] for r in rows]
+    from medtorch import open_run
+
+    r = open_run(run)
+    t = r.predictions if part == "test" else r.valid_predictions
+    return t["y_true"].to_numpy(int), t.filter(like="p_").to_numpy(float), list(t["group"])
 
 
 def _fold_predictions(runs: list[Path], part: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
