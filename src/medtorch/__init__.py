@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from medtorch import datasets, metrics, models, splits
     from medtorch.api import load_recipe, open_run, train
     from medtorch.config import RunConfig
+    from medtorch.ensemble import score_ensemble
     from medtorch.errors import ConfigError, DataError, MedtorchError
     from medtorch.run import Run
 
@@ -33,6 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # replace a function of that name on this package)
     "train": ("medtorch.train", None),
     "open_run": ("medtorch.api", "open_run"),
+    "score_ensemble": ("medtorch.ensemble", "score_ensemble"),
     "Run": ("medtorch.run", "Run"),
     "RunConfig": ("medtorch.config", "RunConfig"),
     "MedtorchError": ("medtorch.errors", "MedtorchError"),
@@ -56,6 +58,7 @@ __all__ = [
     "metrics",
     "models",
     "open_run",
+    "score_ensemble",
     "splits",
     "train",
 ]

@@ -138,6 +138,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="average the probabilities with these runs of the same recipe")  # fmt: skip
     sc.add_argument("--n-bootstrap", type=int, default=1000, help="record resamples for CIs")
 
+    en = sub.add_parser(
+        "ensemble",
+        help="score several finished runs of one recipe as one model (their saved validation "
+        "and test probabilities averaged)",
+    )
+    en.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run folders")
+    en.add_argument(
+        "--out", required=True, help="output folder: metrics.json and predictions_{valid,test}.csv"
+    )
+
     ex = sub.add_parser(
         "export", help="export a run's best model to ONNX and check it against PyTorch"
     )
@@ -374,6 +384,18 @@ def _cmd_ecg_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from medtorch.run_folder import check_output_folder, require_finished
+
+    runs = [require_finished(Path(r), "`medtorch ensemble`") for r in args.run_dirs]
+    check_output_folder(Path(args.out), "--out")
+    from medtorch.ensemble import headline, score_ensemble
+
+    print(headline(score_ensemble(runs, Path(args.out), args.data_dir)))
+    print(f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from medtorch.run_folder import check_output_file, require_finished
 
@@ -411,6 +433,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "explain": _cmd_explain,
     "ecg-score": _cmd_ecg_score,
+    "ensemble": _cmd_ensemble,
     "export": _cmd_export,
     "demo": _cmd_demo,
     "models": _cmd_list,
