@@ -142,3 +142,23 @@ def test_site_builds_with_no_warning(tmp_path: Path) -> None:
     recipe = (tmp_path / "site" / "reference" / "recipe" / "index.html").read_text()
     assert "trainer.max_epochs" in recipe and "eval.n_bootstrap" in recipe
     assert (tmp_path / "site" / "reference" / "api" / "index.html").is_file()
+
+
+def _headerless_table_rows(text: str) -> list[int]:
+    """Line numbers of table rows that start a table with no header separator under them
+    (a blank line inside a table makes its later rows a paragraph of pipes)."""
+    lines = text.splitlines()
+    bad = []
+    for i, line in enumerate(lines):
+        starts = line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
+        sep = i + 1 < len(lines) and set(lines[i + 1].replace(" ", "")) <= set("|-:")
+        if starts and not sep:
+            bad.append(i + 1)
+    return bad
+
+
+def test_markdown_tables_have_headers() -> None:
+    assert _headerless_table_rows("| a |\n|---|\n| 1 |\n\n| 2 |\n") == [5]
+    pages = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md", *(ROOT / "docs").rglob("*.md")]
+    bad = {p.name: rows for p in pages if (rows := _headerless_table_rows(p.read_text()))}
+    assert not bad, bad
