@@ -119,6 +119,8 @@ def score_ensemble(
                 )
             probas.append(proba)
         mean = np.mean(probas, axis=0)
+        if not ds.multilabel:  # the CSVs keep 6 digits: rows sum to 1 within 1e-5
+            mean /= mean.sum(axis=1, keepdims=True)
         metrics[part] = score(cfg, ds, mean)
         _predictions_csv(out / f"predictions_{part}.csv", ds, mean)
     metrics["scored_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
