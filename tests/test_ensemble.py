@@ -95,6 +95,9 @@ def test_bad_ensembles_are_one_line(two_seeds, tmp_path: Path, capsys) -> None:
     lines = (edited / "predictions_test.csv").read_text().splitlines()
     (edited / "predictions_test.csv").write_text("\n".join([lines[0], *lines[2:]]) + "\n")
     line = _bad(capsys, "ensemble", str(a), str(edited), "--out", out)
-    assert "predictions_test.csv" in line and "medtorch data verify" in line
+    assert (
+        "predictions_test.csv" in line and "row 2 holds" in line and "medtorch data verify" in line
+    )
+    assert not (tmp_path / "ens").exists()  # nothing written before every file was checked
     # a folder that is not a run
     assert "config.yaml" in _bad(capsys, "ensemble", str(a), str(tmp_path), "--out", out)

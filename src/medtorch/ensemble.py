@@ -98,6 +98,27 @@ def score_ensemble(
     cfg, class_names = _check_members(runs)
     bundled = run_source(runs[0]).startswith("bundled")
     prep = prepare(cfg, task_data_dir(cfg, data_dir, bundled))
+    means = {}  # every file is read and checked before anything is written
+    for part in PARTS:
+        ds = prep.parts[part]
+        want = [str(s) for s in (ds.sample_ids if ds.sample_ids is not None else [])]
+        probas = []
+        for run in runs:
+            path = run / f"predictions_{part}.csv"
+            ids, proba = read_probabilities(path, class_names)
+            if ids != want:
+                row = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
+                where = f"row {row + 2} holds {ids[row]!r}" if row is not None else "a row count"
+                raise MedtorchError(
+                    f"expected the {len(want)} {part} samples of the split the data give now, "
+                    f"got {len(ids)} ({where}) in {path}; check that the data files have not "
+                    "changed (medtorch data verify)"
+                )
+            probas.append(proba)
+        mean = np.mean(probas, axis=0)
+        if not ds.multilabel:  # the CSVs keep 6 digits: rows sum to 1 within 1e-5
+            mean /= mean.sum(axis=1, keepdims=True)
+        means[part] = mean
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {
@@ -105,24 +126,9 @@ def score_ensemble(
         "combination": "mean of the members' class probabilities",
         "leakage_note": prep.split_info.get("leakage_note"),
     }
-    for part in PARTS:
-        ds = prep.parts[part]
-        want = [str(s) for s in (ds.sample_ids if ds.sample_ids is not None else [])]
-        probas = []
-        for run in runs:
-            ids, proba = read_probabilities(run / f"predictions_{part}.csv", class_names)
-            if ids != want:
-                raise MedtorchError(
-                    f"expected the {part} samples of the split the data give now, got "
-                    f"{len(ids)} different or reordered ones in {run / f'predictions_{part}.csv'}; "
-                    "check that the data files have not changed (medtorch data verify)"
-                )
-            probas.append(proba)
-        mean = np.mean(probas, axis=0)
-        if not ds.multilabel:  # the CSVs keep 6 digits: rows sum to 1 within 1e-5
-            mean /= mean.sum(axis=1, keepdims=True)
-        metrics[part] = score(cfg, ds, mean)
-        _predictions_csv(out / f"predictions_{part}.csv", ds, mean)
+    for part, mean in means.items():
+        metrics[part] = score(cfg, prep.parts[part], mean)
+        _predictions_csv(out / f"predictions_{part}.csv", prep.parts[part], mean)
     metrics["scored_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _json(out / "metrics.json", metrics)
     return metrics
