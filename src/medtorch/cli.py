@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from medtorch import __version__
 from medtorch.errors import ConfigError, MedtorchError, SplitError
@@ -278,16 +279,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(run_dir: Path) -> None:
-    import json
-
-    from medtorch.train import distributed
-
-    if not distributed.current().main:  # under torchrun, rank 0 wrote the run and prints it
-        return
-
-    m = json.loads((run_dir / "metrics.json").read_text())
-    overall = m["test"]["overall"]
+def _metric_line(overall: dict[str, Any]) -> str:
+    """The headline metrics of one part's ``overall`` scores, with their CIs."""
     parts = []
     named = [k for k in ("accuracy", "balanced_accuracy", "auroc", "auprc") if k in overall]
     for k in named or list(overall)[:4]:  # a task's own base family: its first four
@@ -298,7 +291,19 @@ def _summary(run_dir: Path) -> None:
             parts.append(f"{k} {v['value']:.3f}{ci}")
         elif v.get("note"):  # say why a metric is missing rather than dropping it
             parts.append(f"{k} {v['note']}")
-    print("test: " + ", ".join(parts))
+    return ", ".join(parts)
+
+
+def _summary(run_dir: Path) -> None:
+    import json
+
+    from medtorch.train import distributed
+
+    if not distributed.current().main:  # under torchrun, rank 0 wrote the run and prints it
+        return
+
+    m = json.loads((run_dir / "metrics.json").read_text())
+    print("test: " + _metric_line(m["test"]["overall"]))
     if m.get("leakage_note"):
         print(f"note: {m['leakage_note']}")
     print(f"run folder: {run_dir}")
@@ -389,9 +394,13 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
     runs = [require_finished(Path(r), "`medtorch ensemble`") for r in args.run_dirs]
     check_output_folder(Path(args.out), "--out")
-    from medtorch.ensemble import headline, score_ensemble
+    from medtorch.ensemble import PARTS, score_ensemble
 
-    print(headline(score_ensemble(runs, Path(args.out), args.data_dir)))
+    m = score_ensemble(runs, Path(args.out), args.data_dir)
+    for part in PARTS:
+        print(f"{part}: " + _metric_line(m[part]["overall"]))
+    if m.get("leakage_note"):
+        print(f"note: {m['leakage_note']}")
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
 

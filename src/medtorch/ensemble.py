@@ -132,17 +132,3 @@ def score_ensemble(
     metrics["scored_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _json(out / "metrics.json", metrics)
     return metrics
-
-
-def headline(metrics: dict[str, Any]) -> str:
-    """One line per part: accuracy, balanced accuracy, AUROC with CIs (when scored)."""
-    lines = []
-    for part in PARTS:
-        overall = (metrics.get(part) or {}).get("overall", {})
-        cells = [
-            f"{k} {v['value']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]"
-            for k in ("accuracy", "balanced_accuracy", "auroc")
-            if isinstance(v := overall.get(k), dict) and v.get("ci") is not None
-        ]
-        lines.append(f"{part}: " + ", ".join(cells))
-    return "\n".join(lines)
