@@ -290,6 +290,20 @@ class TrainerConfig(_Section):
         0, description="must be 0: data are in-memory arrays, batched in the main process"
     )
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; None: off")
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="smoothed training targets: multiclass (1 - e) one-hot + e / K (weights "
+        "and the validation loss unchanged); multilabel y (1 - e) + e / 2",
+    )
+    ema: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="a moving average of the weights, its decay per step (e.g. 0.998, with "
+        "warm-up): the average is validated, kept as the best checkpoint and predicts; None: off",
+    )
     deterministic: bool = Field(True, description="deterministic kernels (seeded runs repeat)")
     progress: bool | Literal["auto"] = Field(
         "auto",

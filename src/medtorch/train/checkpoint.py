@@ -20,7 +20,10 @@ Layout of ``last.pt`` (``format`` 2)::
 
     format                      2
     model, best_model           state_dicts of the last and of the best epoch
-    checksums                   {"model": sha256, "best_model": sha256} of those tensors
+    ema_model, ema_steps        under trainer.ema: the weight average after the last epoch and
+                                its update count (None without it); best_model is then the
+                                average's best epoch
+    checksums                   {"model": sha256, ...} of each of those weight dicts
     optimizer, scheduler, scaler  state_dicts (scheduler / scaler None when unused)
     epoch                       epochs completed (1-based)
     best_epoch, best_score      best monitored value so far and its epoch (None before one)
@@ -72,6 +75,7 @@ log = logging.getLogger("medtorch")
 CHECKPOINT_FORMAT = 2
 LAST, PREVIOUS, BEST, BEST_WEIGHTS = "last.pt", "prev.pt", "best.pt", "best.safetensors"
 RESUME_KEYS = ("model", "best_model", "optimizer", "epoch", "history", "rng", "schedule_steps")
+WEIGHT_KEYS = ("model", "best_model", "ema_model")  # the weight dicts a checksum covers
 
 
 # -- RNG state -------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def check_resume_state(state: dict[str, Any], path: Path) -> dict[str, Any]:
         )
     missing = [k for k in RESUME_KEYS if k not in state]
     sums = state.get("checksums") or {}
-    bad = [k for k in ("model", "best_model") if k in state and state[k] is not None
+    bad = [k for k in WEIGHT_KEYS if k in state and state[k] is not None
            and sums.get(k) != weights_sha256(state[k])]  # fmt: skip
     if missing or bad:
         raise CheckpointError(
@@ -220,7 +224,7 @@ def write_best(folder: Path, state: dict[str, Any]) -> None:
 def write_epoch(folder: Path, state: dict[str, Any], best_changed: bool) -> None:
     """Write one epoch's checkpoint files in the crash-safe order (see the module doc)."""
     state["checksums"] = {
-        k: weights_sha256(state[k]) for k in ("model", "best_model") if state.get(k) is not None
+        k: weights_sha256(state[k]) for k in WEIGHT_KEYS if state.get(k) is not None
     }
     atomic.keep_previous(folder / LAST, folder / PREVIOUS)
     save_atomic(state, folder / LAST)
@@ -293,7 +297,8 @@ def run_weights(folder: Path, which: str = "best") -> dict[str, torch.Tensor]:
     """The model weights of a run's checkpoint folder, read without running code.
 
     ``best``: ``best.safetensors`` where present (checked against its checksum), else
-    ``best.pt`` (older runs); ``last``: ``last.pt``'s last-epoch weights.
+    ``best.pt`` (older runs); ``last``: ``last.pt``'s last-epoch network
+    (:func:`network_weights`).
     """
     folder = Path(folder)
     if which == "best" and (folder / BEST_WEIGHTS).is_file():
@@ -307,7 +312,7 @@ def run_weights(folder: Path, which: str = "best") -> dict[str, torch.Tensor]:
     path = folder / f"{which}.pt"
     if not path.is_file():
         raise CheckpointError(f"expected a checkpoint at {path}, got none; train the run first")
-    weights = load_checkpoint(path).get("model")
+    weights = network_weights(load_checkpoint(path))
     if not isinstance(weights, dict):
         raise CheckpointError(
             f"expected model weights in {path}, got none; "
@@ -316,12 +321,19 @@ def run_weights(folder: Path, which: str = "best") -> dict[str, torch.Tensor]:
     return weights
 
 
+def network_weights(state: Mapping[str, Any]) -> Any:
+    """The weights a checkpoint's network predicts with: the moving average where the run
+    kept one (``trainer.ema``), else ``model``."""
+    ema = state.get("ema_model")
+    return ema if ema is not None else state.get("model")
+
+
 def patch_weights(folder: Path, fitted: Mapping[str, torch.Tensor]) -> None:
     """Write tensors fitted after training (e.g. a model's second stage) into every
     checkpoint of a run, keeping each file's checksums right."""
     for path in sorted(Path(folder).glob("*.pt")):
         state = load_checkpoint(path)
-        for key in ("model", "best_model"):
+        for key in WEIGHT_KEYS:
             if isinstance(state.get(key), dict):
                 state[key].update(fitted)
         if "checksums" in state:

@@ -148,18 +148,23 @@ def global_batch_loss(
     y_global: torch.Tensor,
     weight: torch.Tensor | None,
     world: int,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy whose DDP average over ranks is the global batch's weighted mean.
+    """Cross-entropy whose DDP average over ranks is the global batch's weighted mean
+    (``label_smoothing`` as in :func:`torch.nn.functional.cross_entropy`, whose weighted mean
+    divides by the same total).
 
     DDP averages gradients over ranks; a rank-local mean would make that an average of
     per-rank weighted means, which differs from the single-process loss whenever class
     weights are set. Each rank knows the whole global batch's labels (every process holds
     the data), so it divides its sum by the global weight total, without communication.
     """
+    ls = label_smoothing
     if world == 1:
-        return F.cross_entropy(logits, y_local, weight=weight)
+        return F.cross_entropy(logits, y_local, weight=weight, label_smoothing=ls)
     total = weight[y_global].sum() if weight is not None else float(len(y_global))
-    return F.cross_entropy(logits, y_local, weight=weight, reduction="sum") * world / total
+    loss = F.cross_entropy(logits, y_local, weight=weight, reduction="sum", label_smoothing=ls)
+    return loss * world / total
 
 
 def wrap(model: torch.nn.Module, device: torch.device, sync_batchnorm: bool) -> torch.nn.Module:

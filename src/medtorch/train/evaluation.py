@@ -44,7 +44,7 @@ def valid_row(
     """The validation columns of one history row (NaN without a validation set)."""
     if valid is None or vxs is None or vy is None:
         return dict.fromkeys(HISTORY_COLUMNS[2:7], math.nan)
-    vlogits = logits(tr, tr.model, vxs)  # (Nv, K), never through the DDP wrapper
+    vlogits = logits(tr, tr.eval_model, vxs)  # (Nv, K), never through the DDP wrapper
     proba = tr.objective.proba(vlogits).cpu().numpy()
     return {"valid_loss": tr.objective.valid_loss(vlogits, vy, weight),
             **tr.objective.metrics(valid.y, proba)}  # fmt: skip
@@ -54,10 +54,11 @@ def probabilities(
     tr: Trainer, ds: ArrayDataset, state: dict[str, torch.Tensor] | None, tta: bool
 ) -> np.ndarray:
     """(N, K) float64 probabilities of ``ds`` with the weights ``state`` (None: the model's
-    own), averaged over the TTA views when ``tta``. The trainer's model is left unchanged."""
-    net = tr.model  # never the DDP wrapper: prediction may run on rank 0 alone
+    own, or their moving average under ``trainer.ema``), averaged over the TTA views when
+    ``tta``. The trainer's model is left unchanged."""
+    net = tr.eval_model  # never the DDP wrapper: prediction may run on rank 0 alone
     if state is not None:
-        net = copy.deepcopy(tr.model)
+        net = copy.deepcopy(net)
         net.load_state_dict(state)
     xs = tr.tensors(ds)
     kinds = list(resolve_kinds(tr.input_kinds, ds.inputs).values())

@@ -35,6 +35,7 @@ class Objective:
             raise ConfigError(fmt("multiclass or multilabel", name, "Trainer(objective=...)",
                                   "pick one of the two"))  # fmt: skip
         self.name, self.n_outputs = name, n_outputs
+        self.smoothing = float(cfg.label_smoothing)
         if name == "multilabel" and (cfg.class_weights != "none" or cfg.sampler != "shuffle"):
             raise ConfigError(
                 fmt("class_weights none and sampler shuffle for a multilabel objective",
@@ -70,9 +71,12 @@ class Objective:
         weight: torch.Tensor | None,
         world: int,
     ) -> torch.Tensor:
-        """The training loss of one (per-process share of a) global batch."""
+        """The training loss of one (per-process share of a) global batch, against targets
+        smoothed by ``trainer.label_smoothing`` (the validation loss is never smoothed)."""
         if not self.multilabel:
-            return distributed.global_batch_loss(logits, y, y_global, weight, world)
+            return distributed.global_batch_loss(logits, y, y_global, weight, world, self.smoothing)
+        if self.smoothing:
+            y = y * (1.0 - self.smoothing) + self.smoothing / 2.0
         if world == 1:
             return F.binary_cross_entropy_with_logits(logits, y)
         total = float(y_global.numel())  # the global batch's mean over rows and labels

@@ -29,6 +29,8 @@ def save_epoch(tr: Trainer, epoch: int, schedule_steps: int, scaler: Any,
         "format": ckpt.CHECKPOINT_FORMAT,
         "model": tr.model.state_dict(),
         "best_model": tr.best_state,
+        "ema_model": tr.ema.module.state_dict() if tr.ema is not None else None,
+        "ema_steps": tr.ema.steps if tr.ema is not None else None,
         "optimizer": tr.optimizer.state_dict(),
         "scheduler": tr.scheduler.state_dict() if tr.scheduler is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
@@ -76,8 +78,15 @@ def load_into(tr: Trainer, schedule_steps: int, scaler: Any) -> dict[str, Any] |
         raise ConfigError(fmt(f"the {saved_world} process(es) the run was trained with",
                               tr.dist.world, "the number of processes (torchrun --nproc-per-node)",
                               f"resume with {saved_world} process(es) for an exact continuation"))  # fmt: skip
+    saved_ema = state.get("ema_model") is not None
+    if saved_ema != (tr.ema is not None):
+        raise ConfigError(fmt(f"trainer.ema {'set' if saved_ema else 'null'} as in the resumed run",
+                              tr.cfg.ema, "trainer.ema",
+                              "resume with the run's own trainer settings"))  # fmt: skip
     assert tr.optimizer is not None
     tr.model.load_state_dict(state["model"])
+    if tr.ema is not None:
+        tr.ema.load_state_dict({"weights": state["ema_model"], "steps": state["ema_steps"]})
     tr.optimizer.load_state_dict(state["optimizer"])
     if tr.scheduler is not None and state["scheduler"] is not None:
         tr.scheduler.load_state_dict(state["scheduler"])
@@ -114,7 +123,7 @@ def weights_for(tr: Trainer, checkpoint: str) -> dict[str, torch.Tensor] | None:
                 f"expected the weights of best epoch {tr.best_epoch}, got epoch "
                 f"{state.get('epoch')} in {path}; resume the run to repair its checkpoints"
             )
-        return state["model"]
+        return ckpt.network_weights(state)
     if checkpoint == "best" and tr.best_state is not None:
         return tr.best_state
     if checkpoint == "best":

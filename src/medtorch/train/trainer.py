@@ -9,6 +9,7 @@ small piece in its own file:
                     touch only what may be flipped
     checks.py       the splits and the model's output fit the classes
     step.py         one optimisation step (AMP scaling, clipping, fused Adam)
+    ema.py          the moving average of the weights (trainer.ema)
     selection.py    the best epoch and early stopping
     resume.py       the trainer's state to and from its checkpoint
     checkpoint.py   the checkpoint files, written crash-safe and read without running code
@@ -48,6 +49,7 @@ from medtorch.train import checkpoint as ckpt
 from medtorch.train import resume as resume_state
 from medtorch.train.checks import check_logits, check_splits
 from medtorch.train.cpu import mkldnn_enabled, pick_cpu_kernels
+from medtorch.train.ema import WeightAverage
 from medtorch.train.finetune import Finetune
 from medtorch.train.inputs import augment_batch, resolve_kinds
 from medtorch.train.objective import Objective
@@ -75,7 +77,9 @@ class Trainer:
 
     After :meth:`fit` the model holds the weights of the *last* epoch; the best epoch's
     weights are in ``run_dir/checkpoints/best.pt`` (and in memory) and are used by
-    ``predict_proba(ds, checkpoint="best")``.
+    ``predict_proba(ds, checkpoint="best")``. With ``trainer.ema`` the moving average of the
+    weights (:attr:`eval_model`) is the network that is validated, kept as best and predicts;
+    ``model`` still holds the last step's own weights.
 
     ``input_kinds``: input name -> ``signal`` / ``image`` / ``features`` / ``codes`` /
     ``times`` / ``values`` (:mod:`medtorch.train.inputs`): only signals and images are
@@ -126,6 +130,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Any = None
         self.best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the best weights
+        self.ema: WeightAverage | None = None
         self.cpu_mkldnn = bool(torch.backends.mkldnn.enabled)
         self.cpu_threads = torch.get_num_threads()
         self.prior_wall_s = 0.0
@@ -137,6 +142,12 @@ class Trainer:
     best_epoch = property(lambda self: self.sel.best_epoch)
     best_score = property(lambda self: self.sel.best_score)
     stopped_early = property(lambda self: self.sel.stopped_early)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The network that is validated and predicts: the weight average under
+        ``trainer.ema``, else the model itself (never the DDP wrapper)."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def checkpoint_dir(self) -> Path | None:
@@ -204,6 +215,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
         self.history, self.best_state, start_epoch = [], None, 0
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema is not None else None
         saved = resume_state.load_into(self, schedule_steps, scaler) if resume else None
         if saved is not None:
             start_epoch = int(saved["epoch"])
@@ -249,6 +261,8 @@ class Trainer:
                             check_logits(logits, self.class_names)
                         loss = self.objective.loss(logits.float(), y[idx], y[gidx], weight, world)
                     update(loss)
+                    if self.ema is not None:
+                        self.ema.update(self.model)
                     loss_sum.add_(loss.detach(), alpha=len(gidx) / world)
                     bar.step(step, loss, sel.monitor,
                              self.history[-1][sel.monitor] if self.history else math.nan)  # fmt: skip
@@ -279,7 +293,7 @@ class Trainer:
                 improved = sel.update(epoch, score)
                 if improved:
                     self.best_state = {k: v.detach().to("cpu", copy=True)
-                                       for k, v in self.model.state_dict().items()}  # fmt: skip
+                                       for k, v in self.eval_model.state_dict().items()}  # fmt: skip
                 row["lr"] = lr
                 row["epoch_time_s"] = time.perf_counter() - t0
                 row["train_samples_per_s"] = n / train_time
