@@ -30,6 +30,18 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """The trainer sets process-wide torch options (threads, deterministic kernels); every
+    test gets the ones it started with back."""
+    import torch
+
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(det)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -20,14 +20,6 @@ from medtorch.train.objective import Objective
 from test_trainer import CLASSES, make_ds, new_model, same_state, strip, tcfg
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_ds(400, seed=0), make_ds(200, seed=1)

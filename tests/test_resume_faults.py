@@ -66,14 +66,6 @@ class Crash(RuntimeError):
     pass
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_ds(300, seed=0), make_ds(150, seed=1)

@@ -25,14 +25,6 @@ from medtorch.train.selection import Selection
 from medtorch.train.signals import resume_command
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 def tcfg(**kw) -> TrainerConfig:
     base = {"max_epochs": 3, "batch_size": 32, "progress": False, "seed": 1, "num_threads": 1}
     return TrainerConfig(**{**base, **kw})

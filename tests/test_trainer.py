@@ -77,15 +77,6 @@ def same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """The trainer sets process-wide torch options; give other tests theirs back."""
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[ArrayDataset, ArrayDataset]:
     return make_ds(400, seed=0), make_ds(200, seed=1)
