@@ -605,3 +605,16 @@ def test_train_then_predict_an_image_folder(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert [r["sample_id"] for r in rows] == sorted(f"pneumonia{k}.png" for k in range(8))
     assert all(abs(float(r["p_normal"]) + float(r["p_pneumonia"]) - 1) < 1e-6 for r in rows)
+
+
+def test_predict_applies_the_runs_image_tta(tmp_path: Path) -> None:
+    """A run scored with eval.tta (the 8 symmetries of the square): `medtorch predict` on its
+    test images averages the same views, so it gives the run's own test probabilities."""
+    path = write_medmnist_npz(tmp_path / "breastmnist.npz", "breastmnist")
+    run = _train_tiny({"name": "tiny_tta", "data": {"dataset": "medmnist"},
+                       "task": {"name": "medmnist", "params": {"flag": "breastmnist", "path": str(path)}},
+                       "split": {"method": "protocol", "protocol": "medmnist_official"},
+                       "model": {"name": "resnet2d", "params": {"arch": "resnet18"}},
+                       "eval": {"tta": True, "n_bootstrap": 0}}, tmp_path)  # fmt: skip
+    assert run.config.eval.tta
+    _predict_test_pngs(run.path, np.load(path)["test_images"], (0, 3, 7), tmp_path)

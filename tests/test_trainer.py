@@ -412,3 +412,40 @@ def test_monitor_epoch_keeps_the_last_epoch(data, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trainer\.monitor_mode"):
         Trainer(new_model(), OptimConfig(), tcfg(monitor="epoch", monitor_mode="min"), None,
                 CLASSES).fit(train, valid)  # fmt: skip
+
+
+def test_inference_batches_shrink_for_large_samples(monkeypatch) -> None:
+    """Validation and prediction batches hold at most MAX_BATCH_VALUES input values (a 224 px
+    image pass fits a laptop); the probabilities do not depend on the batch."""
+    from medtorch.predict import _proba
+    from medtorch.train import evaluation
+
+    assert evaluation.batch_rows(1024, torch.zeros(2, 3, 224, 224)) == 111
+    assert evaluation.batch_rows(1024, torch.zeros(2, 1, 178)) == 1024  # a signal: as asked
+    assert evaluation.batch_rows(1024, torch.zeros(2, 3, 4096, 4096)) == 1
+
+    class Pool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+            self.seen: list[int] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.append(len(x))
+            return self.fc(x.mean((2, 3)))
+
+    rng = np.random.default_rng(0)
+    ds = ArrayDataset(inputs={"x": rng.random((20, 3, 10, 10), dtype=np.float32)},
+                      y=np.arange(20) % 2, groups=np.arange(20).astype(str), class_names=CLASSES)  # fmt: skip
+    torch.manual_seed(0)
+    net = Pool()
+    tr = Trainer(net, OptimConfig(), tcfg(eval_batch_size=1024), None, CLASSES)
+    whole = tr.predict_proba(ds, tta=True)
+    assert set(net.seen) == {20}  # 8 views, each in one batch
+    monkeypatch.setattr(evaluation, "MAX_BATCH_VALUES", 1000)  # 3 images of 3 x 10 x 10
+    net.seen.clear()
+    np.testing.assert_allclose(tr.predict_proba(ds, tta=True), whole, rtol=1e-6)
+    assert max(net.seen) == 3 and sum(net.seen) == 8 * 20
+    net.seen.clear()
+    np.testing.assert_allclose(_proba(net.eval(), [ds.inputs["x"]], tta=True), whole, rtol=1e-6)
+    assert max(net.seen) == 3 and sum(net.seen) == 8 * 20

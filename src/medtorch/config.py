@@ -266,7 +266,12 @@ class TrainerConfig(_Section):
 
     max_epochs: int = Field(10, ge=1, description="epochs to train (fewer with patience)")
     batch_size: int = Field(64, ge=1, description="training batch (global under torchrun)")
-    eval_batch_size: int = Field(1024, ge=1, description="batch for validation and prediction")
+    eval_batch_size: int = Field(
+        1024,
+        ge=1,
+        description="batch for validation and prediction (fewer rows when a batch would hold "
+        "over 2^24 input values, e.g. 111 images of 224 x 224)",
+    )
     seed: int = Field(0, description="weights, epoch order, dropout and augmentation")
     monitor: str = Field(
         "valid_loss",

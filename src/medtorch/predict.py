@@ -18,6 +18,8 @@ import torch
 from medtorch.data.tasks.registry import PredictInput, get_task
 from medtorch.errors import ConfigError, fmt
 from medtorch.pipeline import load_encoder, restore_model
+from medtorch.train.evaluation import batch_rows
+from medtorch.train.inputs import resolve_kinds, tta_views
 
 
 def _proba(
@@ -26,26 +28,37 @@ def _proba(
     batch: int = 4096,
     tta: bool = False,
     multilabel: bool = False,
+    kinds: list[str] | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (``multilabel``: a sigmoid per label) in batches; ``tta``
-    averages signal views as the trainer does."""
-    views = [inputs[0]]
-    if tta and inputs[0].ndim == 3:
-        x = inputs[0]
-        views = [x, x[..., ::-1].copy(), -x, -x[..., ::-1].copy()]
+    """Softmax probabilities (``multilabel``: a sigmoid per label) in batches (capped by
+    :func:`~medtorch.train.evaluation.batch_rows` for large samples); ``tta`` averages the
+    views the trainer averages (:func:`~medtorch.train.inputs.tta_views`: a signal's 4, an
+    image's 8) over the inputs' ``kinds`` (None: derived from the first input's rank)."""
+    if kinds is None:
+        kinds = list(resolve_kinds(None, {f"input{i}": a for i, a in enumerate(inputs)}).values())
+    xs = [torch.as_tensor(np.asarray(a)) for a in inputs]
+    views = tta_views(xs, kinds) if tta else [xs]
+    rows = batch_rows(batch, xs[0]) if xs and len(xs[0]) else batch
     total = None
     for view in views:
         out = []
         with torch.inference_mode():
-            for i in range(0, len(view), batch):
-                chunk = [torch.as_tensor(a[i : i + batch]) for a in (view, *inputs[1:])]
-                logits = model(*chunk).double()
+            for i in range(0, len(view[0]), rows):
+                logits = model(*[a[i : i + rows] for a in view]).double()
                 prob = torch.sigmoid(logits) if multilabel else torch.softmax(logits, 1)
                 out.append(prob.numpy())
         p = np.concatenate(out) if out else np.zeros((0, 0))
         total = p if total is None else total + p
     assert total is not None
     return total / len(views)
+
+
+def _run_kinds(spec: dict[str, Any], inputs: list[np.ndarray]) -> list[str] | None:
+    """The run's input kinds in the model's input order (model.json), None for older runs."""
+    declared = spec.get("input_kinds")
+    if not declared:
+        return None
+    return list(resolve_kinds(declared, dict(zip(spec["inputs"], inputs, strict=True))).values())
 
 
 def _log_mean_softmax(logits: list[torch.Tensor]) -> torch.Tensor:
@@ -161,7 +174,8 @@ def predict_to_csv(
     read, inputs = read_new_inputs(Path(run_dir), cfg, spec, task, Path(input_path))
     proba = _proba(model, inputs,
                    tta=cfg.eval.tta and task.tta(cfg.task.params),
-                   multilabel=task.families(cfg.task.params)[0] == "multilabel")  # fmt: skip
+                   multilabel=task.families(cfg.task.params)[0] == "multilabel",
+                   kinds=_run_kinds(spec, inputs))  # fmt: skip
     classes = spec["class_names"]
     labels = read.labels
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,26 @@ if TYPE_CHECKING:
     from medtorch.train.trainer import Trainer
 
 
+MAX_BATCH_VALUES = 1 << 24  # input values per inference batch: 64 MB of float32
+
+
+def batch_rows(requested: int, x: torch.Tensor) -> int:
+    """Rows per inference batch: ``requested``, fewer when the samples are large, so that a
+    batch holds at most ``MAX_BATCH_VALUES`` input values (111 images of 3 x 224 x 224; the
+    activations of a convolutional network are many times its input). Small samples (a
+    signal, a feature vector) keep the requested batch."""
+    per_row = max(1, x[0].numel()) if len(x) else 1
+    return max(1, min(requested, MAX_BATCH_VALUES // per_row))
+
+
 @torch.inference_mode()
 def logits(tr: Trainer, net: nn.Module, xs: list[torch.Tensor]) -> torch.Tensor:
-    """(N, K) float32 logits in eval mode, in batches of ``eval_batch_size``."""
+    """(N, K) float32 logits in eval mode, in batches of ``eval_batch_size`` rows (fewer for
+    large samples: :func:`batch_rows`)."""
     was_training = net.training
     net.eval()
-    bs, n = tr.cfg.eval_batch_size, len(xs[0])
+    n = len(xs[0])
+    bs = batch_rows(tr.cfg.eval_batch_size, xs[0])
     out = []
     for s in range(0, n, bs):
         with tr.autocast():
