@@ -12,8 +12,6 @@ state that a checkpoint can hold, and one place to ask which network to evaluate
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -65,17 +63,9 @@ class WeightAverage:
         """Updates folded in so far."""
         return self._updates
 
-    def state_dict(self) -> dict[str, Any]:
-        """The averaged weights and the update count, for ``last.pt``."""
-        return {
-            "decay": self.decay,
-            "steps": self.steps,
-            "weights": {
-                k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()
-            },
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["weights"])
-        self._updates = int(state["steps"])
+    def load(self, weights: dict[str, torch.Tensor], steps: int) -> None:
+        """Restore the average and its update count from a checkpoint (``last.pt`` keeps
+        them as ``ema_model`` and ``ema_steps``)."""
+        self.module.load_state_dict(weights)
+        self._updates = int(steps)
         self.averaged.n_averaged.fill_(self._updates)

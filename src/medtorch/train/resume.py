@@ -86,7 +86,7 @@ def load_into(tr: Trainer, schedule_steps: int, scaler: Any) -> dict[str, Any] |
     assert tr.optimizer is not None
     tr.model.load_state_dict(state["model"])
     if tr.ema is not None:
-        tr.ema.load_state_dict({"weights": state["ema_model"], "steps": state["ema_steps"]})
+        tr.ema.load(state["ema_model"], state["ema_steps"])
     tr.optimizer.load_state_dict(state["optimizer"])
     if tr.scheduler is not None and state["scheduler"] is not None:
         tr.scheduler.load_state_dict(state["scheduler"])
