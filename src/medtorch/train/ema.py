@@ -3,7 +3,8 @@ kept as the best checkpoint and used for prediction when the option is on.
 
 After every optimisation step ``ema = decay_t * ema + (1 - decay_t) * weights`` for every
 parameter and floating buffer (batch-norm running statistics too), with the warm-up of
-timm's ``ModelEmaV3``: ``decay_t = min(decay, (1 + t) / (10 + t))`` at step ``t``, so the
+TensorFlow's ``ExponentialMovingAverage(num_updates=...)``:
+``decay_t = min(decay, (1 + t) / (10 + t))`` at step ``t``, so the
 average does not remember the random or freshly-initialised head of the first steps for
 hundreds of steps. Integer buffers (``num_batches_tracked``) are copied. The averaging itself
 is :class:`torch.optim.swa_utils.AveragedModel`; this module only gives it the warm-up, a
@@ -29,15 +30,14 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:  # the config checks it too; a direct caller gets the same line
             raise ValueError(f"expected an EMA decay in (0, 1), got {decay}")
         self.decay = float(decay)
-        self._updates = 0  # kept beside AveragedModel's n_averaged: no device sync per step
 
         def lerp(
             avg: list[torch.Tensor] | tuple[torch.Tensor, ...],
             new: list[torch.Tensor] | tuple[torch.Tensor, ...],
-            _n: torch.Tensor | int,
+            n: torch.Tensor | int,
         ) -> None:
-            # called from the second update on (the first one copies the weights)
-            d = warmup_decay(self.decay, self._updates - 1)
+            # n: the updates before this one (AveragedModel's count); the first one copied
+            d = warmup_decay(self.decay, int(n) - 1)
             if torch.is_floating_point(avg[0]):
                 torch._foreach_lerp_(list(avg), list(new), 1.0 - d)
             else:
@@ -56,16 +56,14 @@ class WeightAverage:
     def update(self, model: nn.Module) -> None:
         """Fold the model's current weights into the average (call after each step)."""
         self.averaged.update_parameters(model)
-        self._updates += 1
 
     @property
     def steps(self) -> int:
-        """Updates folded in so far."""
-        return self._updates
+        """Updates folded in so far (AveragedModel's own count)."""
+        return int(self.averaged.n_averaged)
 
     def load(self, weights: dict[str, torch.Tensor], steps: int) -> None:
         """Restore the average and its update count from a checkpoint (``last.pt`` keeps
         them as ``ema_model`` and ``ema_steps``)."""
         self.module.load_state_dict(weights)
-        self._updates = int(steps)
-        self.averaged.n_averaged.fill_(self._updates)
+        self.averaged.n_averaged.fill_(int(steps))
