@@ -266,7 +266,7 @@ def test_a_signal_run_has_maps_in_its_report_and_from_explain(
 def test_an_image_run_has_grad_cam_overlays_and_explain_reads_a_folder(
     tmp_path: Path, capsys
 ) -> None:
-    from medtorch.data.tasks.images import write_ham10000_example
+    from medtorch.data.tasks.ham10000 import write_ham10000_example
 
     params = write_ham10000_example(tmp_path)
     out = tmp_path / "runs"

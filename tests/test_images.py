@@ -15,9 +15,9 @@ from torch import nn
 from medtorch.config import SplitConfig
 from medtorch.data.sources.medmnist_info import MEDMNIST_2D, medmnist_flag
 from medtorch.data.splits import describe_split, make_split
+from medtorch.data.tasks.ham10000 import ham10000_dx
 from medtorch.data.tasks.image_folder import image_folder
 from medtorch.data.tasks.images import (
-    ham10000_dx,
     medmnist,
     read_image,
     read_medmnist_npz,

@@ -215,7 +215,7 @@ def test_a_fine_tuned_run_predicts_without_the_file_it_started_from(tmp_path: Pa
 
     import medtorch as mt
     from medtorch.cli import main
-    from medtorch.data.tasks.images import write_ham10000_example
+    from medtorch.data.tasks.ham10000 import write_ham10000_example
     from medtorch.pipeline import restore_model
 
     params = write_ham10000_example(tmp_path)

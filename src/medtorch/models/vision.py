@@ -22,6 +22,13 @@ head) for staged unfreezing and discriminative rates, and ``cam_layer`` is the l
 convolutional stage (``layer4``), where Grad-CAM looks. A pretrained backbone normalises its
 own inputs with ImageNet's mean and sd (``input_norm: auto``), so its recipe keeps images in
 [0, 1] (``preprocess.normalize: none``) and predicting from a PNG needs nothing else.
+
+**Patient metadata beside the image** (``n_meta`` > 0, set from a task's ``meta`` input,
+e.g. ``ham10000_dx`` with ``metadata: true``): a small MLP (:class:`MetaBranch`) reads the
+tabular features and its output is joined to the backbone's pooled image features before
+the classifier, the late fusion of the ISIC metadata models (Gessert et al. 2020;
+Pacheco & Krohling 2021). The model is then called ``model(x, meta)``; the branch trains
+with the new head (finetune group ``head``) and starts fresh when weights are loaded.
 """
 
 from __future__ import annotations
@@ -123,6 +130,38 @@ def without_starting_weights(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "pretrained": "none", "weights": None, "input_norm": norm}
 
 
+class MetaBranch(nn.Module):
+    """Tabular features (N, n_meta) -> (N, hidden): Linear, ReLU, dropout. Its output is
+    concatenated with the image features, so the classifier weighs both."""
+
+    def __init__(self, n_meta: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_meta, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.out_features = hidden
+
+    def forward(self, meta: torch.Tensor) -> torch.Tensor:
+        return self.net(meta)
+
+
+def meta_branch(n_meta: int, meta_hidden: int, dropout: float) -> MetaBranch | None:
+    """The metadata branch for ``n_meta`` features (None without them), checked."""
+    if not isinstance(meta_hidden, int) or isinstance(meta_hidden, bool) or meta_hidden < 1:
+        raise ConfigError(fmt("a positive int", meta_hidden, "model.params.meta_hidden",
+                              "the width of the metadata MLP, e.g. 32"))  # fmt: skip
+    return MetaBranch(int(n_meta), meta_hidden, dropout) if n_meta else None
+
+
+def fuse(features: torch.Tensor, branch: MetaBranch | None, meta: torch.Tensor | None,
+         model: str) -> torch.Tensor:  # fmt: skip
+    """Pooled image features, joined to the metadata branch's output when there is one."""
+    if branch is None:
+        return features
+    if meta is None:
+        raise ConfigError(fmt("the metadata input (model(x, meta))", "the image alone", model,
+                              "this network was trained with patient metadata: pass it"))  # fmt: skip
+    return torch.cat([features, branch(meta.to(features.dtype))], dim=1)
+
+
 def _torchvision_resnet_class() -> Any:
     import torchvision.models as tvm
 
@@ -133,11 +172,16 @@ def _torchvision_resnet_class() -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.input_norm: nn.Module | None = None
+            self.meta: MetaBranch | None = None
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def forward(self, x: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
             if self.input_norm is not None:
                 x = self.input_norm(x)
-            return super().forward(x)
+            if self.meta is None:
+                return super().forward(x)
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(fuse(torch.flatten(self.avgpool(x), 1), self.meta, meta, "resnet2d"))
 
         @property
         def cam_layer(self) -> nn.Module:
@@ -149,7 +193,8 @@ def _torchvision_resnet_class() -> Any:
             groups += [
                 (f"layer{i}", list(getattr(self, f"layer{i}").parameters())) for i in range(1, 5)
             ]
-            return [*groups, ("head", list(self.fc.parameters()))]
+            meta = list(self.meta.parameters()) if self.meta is not None else []
+            return [*groups, ("head", [*self.fc.parameters(), *meta])]
 
     return ResNet2d
 
@@ -180,9 +225,12 @@ def resnet2d(
     image_size: int | None = None,
     dropout: float = 0.0,
     input_norm: str = "auto",
+    n_meta: int = 0,
+    meta_hidden: int = 32,
 ) -> nn.Module:
     """torchvision ResNet-18/34/50 on (N, C, H, W) images; small-image stem; ImageNet weights
-    (``pretrained: imagenet``) or a weights file / run folder (``weights``)."""
+    (``pretrained: imagenet``) or a weights file / run folder (``weights``); with ``n_meta``
+    metadata features, ``model(x, meta)`` (:class:`MetaBranch`)."""
     if arch not in ARCHS:
         raise ConfigError(fmt(f"one of {list(ARCHS)}", arch, "model.params.arch",
                               "pick a ResNet from that list"))  # fmt: skip
@@ -203,10 +251,12 @@ def resnet2d(
     if small:
         net.conv1 = nn.Conv2d(n_inputs, 64, kernel_size=3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
-    head = nn.Linear(net.fc.in_features, n_classes)
+    net.meta = meta_branch(n_meta, meta_hidden, dropout)
+    width = net.fc.in_features + (net.meta.out_features if net.meta is not None else 0)
+    head = nn.Linear(width, n_classes)
     net.fc = nn.Sequential(nn.Dropout(dropout), head) if dropout > 0 else head
     if weights is not None:
-        load_into(net, read_state_file(weights), str(weights), head_prefixes=("fc.",))
+        load_into(net, read_state_file(weights), str(weights), head_prefixes=("fc.", "meta."))
     net.input_norm = input_norm_for(input_norm, pretrained != "none" or weights is not None,
                                     n_inputs, IMAGENET_MEAN, IMAGENET_SD)  # fmt: skip
     return net

@@ -1,5 +1,6 @@
 """Image tasks: MedMNIST v2 2-D datasets by name, RetinaMNIST diabetic-retinopathy grading
-(the seed's Gulshan 2016 application, at 28 x 28 pixels) and HAM10000 dermoscopy.
+(the seed's Gulshan 2016 application, at 28 x 28 pixels), and the image reading that the
+other image tasks share (HAM10000 dermoscopy: :mod:`medtorch.data.tasks.ham10000`).
 
 ``medmnist``: any MedMNIST v2 2-D dataset (Yang et al. 2023) by ``flag`` from its ``.npz``
 (``$MEDTORCH_DATA/medmnist/<flag>.npz``): images (N, C, H, W) float32 in [0, 1], C = 1 for
@@ -326,59 +327,6 @@ def medmnist_official(ds: ArrayDataset, cfg: SplitConfig) -> dict[str, np.ndarra
     return {p: np.flatnonzero(official == p) for p in MEDMNIST_PARTS}
 
 
-# ---- HAM10000: dermoscopy (Esteva et al. 2017, at small scale) ---------------------------
-
-HAM_DX = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-HAM_MALIGNANT = ("akiec", "bcc", "mel")  # (pre)malignant: actinic keratosis/Bowen's, BCC, melanoma
-HAM_COLUMNS = ("lesion_id", "image_id", "dx")
-
-
-def read_ham10000(folder: Path) -> tuple[list[dict[str, str]], int]:
-    """Rows of ``metadata.csv`` (official HAM10000 columns), each with an existing image,
-    and the number of rows left out for an empty ``dx`` (no label).
-
-    One-line DataErrors name the file, the row and the field: missing columns, an unknown
-    ``dx``, an empty ``lesion_id``, a missing image file.
-    """
-    import csv
-
-    meta = folder / "metadata.csv"
-    if not meta.is_file():
-        raise DataError(fmt("metadata.csv", str(meta), "the ham10000_subset folder",
-                            "run `medtorch data info ham10000_subset` for its files"))  # fmt: skip
-    with meta.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in HAM_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(fmt(f"columns {list(HAM_COLUMNS)}", reader.fieldnames, str(meta),
-                                f"add column {missing[0]} (the official HAM10000 metadata has it)"))  # fmt: skip
-        read = list(reader)
-    if not read:
-        raise DataError(fmt("one row per image", "no rows", str(meta),
-                            "restore the metadata rows (the header alone is there)"))  # fmt: skip
-    rows = [r for r in read if (r["dx"] or "").strip()]
-    first: dict[str, int] = {}
-    for i, r in enumerate(read, start=2):  # line numbers as an editor shows them
-        if r["image_id"] in first:  # one image twice would sit in two partitions or count twice
-            raise DataError(fmt("each image_id once", r["image_id"],
-                                f"{meta} line {i} field image_id (also on line {first[r['image_id']]})",
-                                "drop the duplicate row"))  # fmt: skip
-        first[r["image_id"]] = i
-        if not (r["dx"] or "").strip():
-            continue  # unlabelled: counted by the task
-        if r["dx"] not in HAM_DX:
-            raise DataError(fmt(f"dx in {HAM_DX}", r["dx"], f"{meta} line {i} field dx",
-                                "fix the row or drop it"))  # fmt: skip
-        if not r["lesion_id"].strip():
-            raise DataError(fmt("a lesion_id (the split unit)", "an empty value",
-                                f"{meta} line {i} field lesion_id", "fill it or drop the row"))  # fmt: skip
-        if not (folder / "images" / f"{r['image_id']}.jpg").is_file():
-            raise DataError(fmt("an image file", f"images/{r['image_id']}.jpg missing",
-                                f"{meta} line {i} field image_id",
-                                "restore the image or drop its row"))  # fmt: skip
-    return rows, len(read) - len(rows)
-
-
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # PIL modes of one channel
 
 
@@ -459,93 +407,3 @@ def read_image_inputs(path: Path, size: int, mode: str = "RGB") -> tuple[np.ndar
         files = [path]
     x = np.concatenate([resize_images(read_image(f, mode)[None], size) for f in files])
     return x, [f.name for f in files]
-
-
-def write_ham10000_example(folder: Path) -> dict[str, Any]:
-    """A tiny HAM10000-layout folder: 14 JPEGs of 7 lesions (two images each), one row
-    without a diagnosis."""
-    from PIL import Image
-
-    root = folder / "ham_tiny"
-    (root / "images").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    lines = ["lesion_id,image_id,dx"]
-    for k in range(15):
-        image_id = f"ISIC_{k:07d}"
-        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
-            root / "images" / f"{image_id}.jpg"
-        )
-        dx = HAM_DX[(k // 2) % len(HAM_DX)] if k < 14 else ""  # the last row: no label
-        lines.append(f"HAM_{k // 2:07d},{image_id},{dx}")
-    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
-    return {"path": str(root), "image_size": 16}
-
-
-@register_task(
-    "ham10000_dx",
-    inputs={"x": "image"},
-    metrics=("classification", "decision"),
-    reader=read_image_input,
-    example=TaskExample(write_ham10000_example, unlabelled=1),
-)
-def ham10000_dx(
-    data_dir: Path | None,
-    path: str | None = None,
-    folder: str = "ham10000_subset",
-    target: str = "dx",
-    image_size: int = 128,
-) -> ArrayDataset:
-    """HAM10000 dermoscopy: 7 diagnoses (``target: dx``) or (pre)malignant vs benign
-    (``target: malignant``), images (N, 3, S, S) in [0, 1], grouped by lesion."""
-    if target not in ("dx", "malignant"):
-        raise DataError(fmt("dx or malignant", target, "task.params.target",
-                            "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
-    root = source_path(data_dir, path, f"{folder}/")
-    rows, unlabelled = read_ham10000(root)
-    paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
-    images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
-    for i, img_path in enumerate(paths):
-        im = open_image(img_path)
-        if is_gray(im):  # a dermoscopy photograph is colour: a grey one is another file
-            raise DataError(fmt("an RGB dermoscopy image", f"a grayscale image (mode {im.mode})",
-                                str(img_path), "the file is not a HAM10000 image: restore it"))  # fmt: skip
-        img = image_array(im)
-        if images is None:
-            images = np.empty((len(rows), *img.shape), dtype=np.uint8)
-        if img.shape != images.shape[1:]:
-            raise DataError(fmt(f"{tuple(images.shape[1:])} like the other images",
-                                tuple(img.shape), str(img_path),
-                                "resize it as the subset's SOURCE.md describes"))  # fmt: skip
-        images[i] = img
-    assert images is not None
-    x = resize_images(images, image_size)
-    dx = np.array([r["dx"] for r in rows])
-    if target == "dx":
-        names, y = list(HAM_DX), np.array([HAM_DX.index(d) for d in dx], dtype=np.int64)
-    else:
-        names, y = ["benign", "malignant"], np.isin(dx, HAM_MALIGNANT).astype(np.int64)
-    counts = np.bincount(y, minlength=len(names))
-    return ArrayDataset(
-        inputs={"x": x},
-        y=y,
-        groups=np.array([r["lesion_id"] for r in rows]),
-        class_names=names,
-        sample_ids=np.array([r["image_id"] for r in rows]),
-        meta={
-            "source": str(root),
-            "dataset": None if path is not None else Path(folder).parts[0],
-            "group_unit": "lesion",
-            "label_source": "HAM10000 metadata dx (histopathology, follow-up, consensus or confocal)",
-            "image_size": image_size,
-            # Esteva 2017's question: (pre)malignant or not, from the 7-class probabilities
-            "decision": {"name": "malignant", "positive": [HAM_DX.index(c) for c in HAM_MALIGNANT]}
-            if target == "dx"
-            else None,
-            "cohort": {
-                "rows_read": len(rows) + unlabelled,
-                "rows_dropped": {"no label (empty dx)": unlabelled} if unlabelled else {},
-                "class_counts": {n: int(c) for n, c in zip(names, counts)},
-                "lesions": len(set(r["lesion_id"] for r in rows)),
-            },
-        },
-    )
