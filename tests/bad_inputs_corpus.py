@@ -170,18 +170,22 @@ HAM_DX = ("nv", "mel", "bkl", "bcc")
 
 
 def write_ham(data: Path, n: int = 8, size: int = 16) -> Path:
-    """``<data>/ham10000_subset`` with metadata.csv and ``n`` small JPEGs."""
+    """``<data>/ham10000_subset`` with metadata.csv (age, sex and body site too) and ``n``
+    small JPEGs."""
     from PIL import Image
 
     root = data / "ham10000_subset"
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2)
-    lines = ["lesion_id,image_id,dx"]
+    lines = ["lesion_id,image_id,dx,age,sex,localization"]
     for i in range(n):
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
             root / "images" / f"ISIC_{i:07d}.jpg"
         )
-        lines.append(f"HAM_{i // 2:07d},ISIC_{i:07d},{HAM_DX[i % len(HAM_DX)]}")
+        site = ("back", "face", "trunk")[i % 3]
+        lines.append(
+            f"HAM_{i // 2:07d},ISIC_{i:07d},{HAM_DX[i % len(HAM_DX)]},{40 + i},male,{site}"
+        )
     (root / "metadata.csv").write_text("\n".join(lines) + "\n")
     return root
 
@@ -367,7 +371,7 @@ def _ecg(ctx: Ctx, damage: Callable[[Path], None]) -> list[str]:
     return _train(ctx, *ECG_SETS, recipe_arg="mitdb_aami_cnn")
 
 
-def _ham(ctx: Ctx, damage: Callable[[Path], None]) -> list[str]:
+def _ham(ctx: Ctx, damage: Callable[[Path], None], *extra: str) -> list[str]:
     root = write_ham(ctx.data)
     damage(root)
     return _train(
@@ -376,8 +380,12 @@ def _ham(ctx: Ctx, damage: Callable[[Path], None]) -> list[str]:
         "task.params.image_size=16",
         "--set",
         "split.method=by_lesion",
+        *extra,
         recipe_arg="ham10000_resnet18",
     )
+
+
+META = ("--set", "task.params.metadata_features=true")
 
 
 def _mnist(ctx: Ctx, **override: Any) -> list[str]:
@@ -438,7 +446,9 @@ def _predict(
 
 
 def _edit(path: Path, old: str, new: str) -> None:
-    path.write_text(path.read_text().replace(old, new))
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}: the case would damage nothing"
+    path.write_text(text.replace(old, new))
 
 
 def _with_run(ctx: Ctx, damage: Callable[[Path], None], command: str) -> list[str]:
@@ -608,7 +618,7 @@ CASES: list[Case] = [
     Case("ham-duplicate-image", "HAM metadata", "one image_id on two rows", "each image_id once",
          lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", "ISIC_0000003,", "ISIC_0000002,"))),
     Case("ham-unknown-dx", "HAM metadata", "dx 'melanoma'", "dx in",
-         lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", ",mel\n", ",melanoma\n"))),
+         lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", ",mel,", ",melanoma,"))),
     Case("ham-missing-image", "images", "a listed image that is not there", "images/ISIC_0000004.jpg",
          lambda c: _ham(c, lambda r: (r / "images" / "ISIC_0000004.jpg").unlink())),
     Case("ham-damaged-jpeg", "images", "a .jpg of random bytes", "a readable image",
@@ -622,6 +632,15 @@ CASES: list[Case] = [
          lambda c: _ham(c, lambda r: _cut(r / "images" / "ISIC_0000003.jpg"))),
     Case("ham-grayscale-image", "images", "a grayscale .jpg among the dermoscopy photographs",
          "an RGB dermoscopy image", lambda c: _ham(c, lambda r: _save_gray(r / "images" / "ISIC_0000006.jpg"))),
+    Case("ham-meta-bad-age", "HAM metadata", "age 'forty' with task.params.metadata_features",
+         "line 2 field age",
+         lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", ",40,male", ",forty,male"), *META)),
+    Case("ham-meta-unknown-site", "HAM metadata", "localization 'elbow' with task.params.metadata_features",
+         "field localization",
+         lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", "male,face", "male,elbow"), *META)),
+    Case("ham-meta-missing-column", "HAM metadata", "no age column with task.params.metadata_features",
+         "task.params.metadata_features: false",
+         lambda c: _ham(c, lambda r: _edit(r / "metadata.csv", ",age,", ",years,"), *META)),
     # -- class-per-folder image trees --------------------------------------------------------
     Case("folder-truncated-png", "image folder", "a .png cut in half", "truncated",
          lambda c: _folder(c, lambda r: _cut(r / "b" / "b2.png"))),

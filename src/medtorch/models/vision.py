@@ -24,7 +24,7 @@ own inputs with ImageNet's mean and sd (``input_norm: auto``), so its recipe kee
 [0, 1] (``preprocess.normalize: none``) and predicting from a PNG needs nothing else.
 
 **Patient metadata beside the image** (``n_meta`` > 0, set from a task's ``meta`` input,
-e.g. ``ham10000_dx`` with ``metadata: true``): a small MLP (:class:`MetaBranch`) reads the
+e.g. ``ham10000_dx`` with ``metadata_features: true``): a small MLP (:class:`MetaBranch`) reads the
 tabular features and its output is joined to the backbone's pooled image features before
 the classifier, the late fusion of the ISIC metadata models (Gessert et al. 2020;
 Pacheco & Krohling 2021). The model is then called ``model(x, meta)``; the branch trains

@@ -2,7 +2,7 @@
 scale, 7 diagnoses grouped by lesion, and the patient metadata beside each image.
 
 ``ham10000_dx`` reads the HAM10000 layout (``metadata.csv`` with the official columns and
-``images/<image_id>.jpg``). With ``metadata: true`` each image also carries the patient's
+``images/<image_id>.jpg``). With ``metadata_features: true`` each image also carries the patient's
 age, sex and the lesion's body site (``localization``), encoded without anything fitted
 (:data:`META_FEATURES`): age / 100 and an "age unknown" flag, sex as two indicators
 (``unknown``: both 0), the 14 body sites one-hot (``unknown``: all 0). They are the
@@ -58,7 +58,7 @@ def _check_columns(path: Path, fields: Sequence[str] | None, needed: Sequence[st
     if missing:
         hint = f"add column {missing[0]} (the official HAM10000 metadata has it)"
         if missing[0] in META_COLUMNS:
-            hint += " or set task.params.metadata: false"
+            hint += " or set task.params.metadata_features: false"
         raise DataError(fmt(f"columns {list(needed)}", fields, str(path), hint))
 
 
@@ -154,16 +154,16 @@ def read_ham10000(folder: Path, metadata: bool = False) -> tuple[list[dict[str, 
 
 def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     """The ``reader`` of ``ham10000_dx``: images as any image task reads them or, for a run
-    trained with ``metadata: true``, a folder in the HAM10000 layout (``metadata.csv`` with
+    trained with ``metadata_features: true``, a folder in the HAM10000 layout (``metadata.csv`` with
     image_id, age, sex and localization; ``images/<image_id>.jpg``), every row predicted
     (a dx, when given, is not read)."""
-    if not (params or {}).get("metadata"):
+    if not (params or {}).get("metadata_features"):
         return read_image_input(path, hints, params)
     root = Path(path)
     meta = root / "metadata.csv"
     if not meta.is_file():
         raise DataError(fmt("a folder in the HAM10000 layout (metadata.csv, images/)", str(root),
-                            "the input of a run trained with task.params.metadata: true",
+                            "the input of a run trained with task.params.metadata_features: true",
                             "the network reads each image's age, sex and localization"))  # fmt: skip
     with meta.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -185,8 +185,8 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     return PredictInput({"x": x, "meta": encode_metadata(rows)}, [r["image_id"] for r in rows])
 
 
-def _inputs(metadata: bool = False, **_: Any) -> dict[str, InputKind]:
-    return {"x": "image", "meta": "features"} if metadata else {"x": "image"}
+def _inputs(metadata_features: bool = False, **_: Any) -> dict[str, InputKind]:
+    return {"x": "image", "meta": "features"} if metadata_features else {"x": "image"}
 
 
 def write_ham10000_example(folder: Path) -> dict[str, Any]:
@@ -224,19 +224,19 @@ def ham10000_dx(
     folder: str = "ham10000_subset",
     target: str = "dx",
     image_size: int = 128,
-    metadata: bool = False,
+    metadata_features: bool = False,
 ) -> ArrayDataset:
     """HAM10000 dermoscopy: 7 diagnoses (``target: dx``) or (pre)malignant vs benign
     (``target: malignant``), images (N, 3, S, S) in [0, 1], grouped by lesion; with
-    ``metadata``, also the input ``meta`` (N, 18): age, sex and body site."""
+    ``metadata_features``, also the input ``meta`` (N, 18): age, sex and body site."""
     if target not in ("dx", "malignant"):
         raise DataError(fmt("dx or malignant", target, "task.params.target",
                             "dx: 7 diagnoses; malignant: akiec/bcc/mel vs the rest"))  # fmt: skip
     root = source_path(data_dir, path, f"{folder}/")
-    if not isinstance(metadata, bool):
-        raise DataError(fmt("true or false", metadata, "task.params.metadata",
+    if not isinstance(metadata_features, bool):
+        raise DataError(fmt("true or false", metadata_features, "task.params.metadata_features",
                             "true: age, sex and body site beside each image"))  # fmt: skip
-    rows, unlabelled = read_ham10000(root, metadata)
+    rows, unlabelled = read_ham10000(root, metadata_features)
     paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
     images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
     for i, img_path in enumerate(paths):
@@ -261,7 +261,7 @@ def ham10000_dx(
         names, y = ["benign", "malignant"], np.isin(dx, HAM_MALIGNANT).astype(np.int64)
     counts = np.bincount(y, minlength=len(names))
     return ArrayDataset(
-        inputs={"x": x, **({"meta": encode_metadata(rows)} if metadata else {})},
+        inputs={"x": x, **({"meta": encode_metadata(rows)} if metadata_features else {})},
         y=y,
         groups=np.array([r["lesion_id"] for r in rows]),
         class_names=names,
@@ -272,7 +272,7 @@ def ham10000_dx(
             "group_unit": "lesion",
             "label_source": "HAM10000 metadata dx (histopathology, follow-up, consensus or confocal)",
             "image_size": image_size,
-            **({"metadata_features": META_FEATURES} if metadata else {}),
+            **({"meta_features": META_FEATURES} if metadata_features else {}),
             # Esteva 2017's question: (pre)malignant or not, from the 7-class probabilities
             "decision": {"name": "malignant", "positive": [HAM_DX.index(c) for c in HAM_MALIGNANT]}
             if target == "dx"
