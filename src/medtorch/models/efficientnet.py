@@ -36,6 +36,7 @@ from medtorch.models.vision import (
     adapt_rgb_filters,
     check_start,
     fuse,
+    head_group,
     input_norm_for,
     meta_branch,
     without_starting_weights,
@@ -119,8 +120,7 @@ class EfficientNetLite0(nn.Module):
         groups = [("stem", [*n.conv_stem.parameters(), *n.bn1.parameters()])]
         groups += [(f"blocks{i}", list(b.parameters())) for i, b in enumerate(n.blocks)]
         groups.append(("conv_head", [*n.conv_head.parameters(), *n.bn2.parameters()]))
-        meta = list(self.meta.parameters()) if self.meta is not None else []
-        return [*groups, ("head", [*n.classifier.parameters(), *meta])]
+        return [*groups, ("head", head_group(n.classifier, self.meta))]
 
 
 @register_model(

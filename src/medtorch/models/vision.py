@@ -151,15 +151,18 @@ def meta_branch(n_meta: int, meta_hidden: int, dropout: float) -> MetaBranch | N
     return MetaBranch(int(n_meta), meta_hidden, dropout) if n_meta else None
 
 
-def fuse(features: torch.Tensor, branch: MetaBranch | None, meta: torch.Tensor | None,
+def fuse(features: torch.Tensor, branch: MetaBranch, meta: torch.Tensor | None,
          model: str) -> torch.Tensor:  # fmt: skip
-    """Pooled image features, joined to the metadata branch's output when there is one."""
-    if branch is None:
-        return features
+    """Pooled image features joined to the metadata branch's output."""
     if meta is None:
         raise ConfigError(fmt("the metadata input (model(x, meta))", "the image alone", model,
                               "this network was trained with patient metadata: pass it"))  # fmt: skip
     return torch.cat([features, branch(meta.to(features.dtype))], dim=1)
+
+
+def head_group(head: nn.Module, branch: MetaBranch | None) -> list[nn.Parameter]:
+    """The finetune group ``head``: the new classifier and the metadata branch, if any."""
+    return [*head.parameters(), *(branch.parameters() if branch is not None else [])]
 
 
 def _torchvision_resnet_class() -> Any:
@@ -193,8 +196,7 @@ def _torchvision_resnet_class() -> Any:
             groups += [
                 (f"layer{i}", list(getattr(self, f"layer{i}").parameters())) for i in range(1, 5)
             ]
-            meta = list(self.meta.parameters()) if self.meta is not None else []
-            return [*groups, ("head", [*self.fc.parameters(), *meta])]
+            return [*groups, ("head", head_group(self.fc, self.meta))]
 
     return ResNet2d
 

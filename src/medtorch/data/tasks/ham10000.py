@@ -28,7 +28,7 @@ from medtorch.data.tasks.images import (
     image_array,
     is_gray,
     open_image,
-    read_image,
+    read_image_files,
     read_image_input,
     resize_images,
 )
@@ -60,6 +60,27 @@ def _check_columns(path: Path, fields: Sequence[str] | None, needed: Sequence[st
         if missing[0] in META_COLUMNS:
             hint += " or set task.params.metadata_features: false"
         raise DataError(fmt(f"columns {list(needed)}", fields, str(path), hint))
+
+
+def _csv_rows(meta: Path, needed: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of a HAM10000 ``metadata.csv`` that has the ``needed`` columns and a row."""
+    with meta.open(newline="") as f:
+        reader = csv.DictReader(f)
+        _check_columns(meta, reader.fieldnames, needed)
+        rows = list(reader)
+    if not rows:
+        raise DataError(fmt("one row per image", "no rows", str(meta),
+                            "restore the metadata rows (the header alone is there)"))  # fmt: skip
+    return rows
+
+
+def _image_file(folder: Path, row: dict[str, str], where: str) -> Path:
+    """``images/<image_id>.jpg`` of a row; a DataError naming ``where`` when it is missing."""
+    file = folder / "images" / f"{row['image_id']}.jpg"
+    if not file.is_file():
+        raise DataError(fmt("an image file", f"images/{row['image_id']}.jpg missing",
+                            f"{where} field image_id", "restore the image or drop its row"))  # fmt: skip
+    return file
 
 
 def _age(value: str) -> float | None:
@@ -120,13 +141,7 @@ def read_ham10000(folder: Path, metadata: bool = False) -> tuple[list[dict[str, 
     if not meta.is_file():
         raise DataError(fmt("metadata.csv", str(meta), "the ham10000_subset folder",
                             "run `medtorch data info ham10000_subset` for its files"))  # fmt: skip
-    with meta.open(newline="") as f:
-        reader = csv.DictReader(f)
-        _check_columns(meta, reader.fieldnames, HAM_COLUMNS + (META_COLUMNS if metadata else ()))
-        read = list(reader)
-    if not read:
-        raise DataError(fmt("one row per image", "no rows", str(meta),
-                            "restore the metadata rows (the header alone is there)"))  # fmt: skip
+    read = _csv_rows(meta, HAM_COLUMNS + (META_COLUMNS if metadata else ()))
     rows = [r for r in read if (r["dx"] or "").strip()]
     first: dict[str, int] = {}
     for i, r in enumerate(read, start=2):  # line numbers as an editor shows them
@@ -145,10 +160,7 @@ def read_ham10000(folder: Path, metadata: bool = False) -> tuple[list[dict[str, 
         if not r["lesion_id"].strip():
             raise DataError(fmt("a lesion_id (the split unit)", "an empty value",
                                 f"{meta} line {i} field lesion_id", "fill it or drop the row"))  # fmt: skip
-        if not (folder / "images" / f"{r['image_id']}.jpg").is_file():
-            raise DataError(fmt("an image file", f"images/{r['image_id']}.jpg missing",
-                                f"{meta} line {i} field image_id",
-                                "restore the image or drop its row"))  # fmt: skip
+        _image_file(folder, r, f"{meta} line {i}")
     return rows, len(read) - len(rows)
 
 
@@ -165,23 +177,12 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
         raise DataError(fmt("a folder in the HAM10000 layout (metadata.csv, images/)", str(root),
                             "the input of a run trained with task.params.metadata_features: true",
                             "the network reads each image's age, sex and localization"))  # fmt: skip
-    with meta.open(newline="") as f:
-        reader = csv.DictReader(f)
-        _check_columns(meta, reader.fieldnames, ("image_id", *META_COLUMNS))
-        rows = list(reader)
-    if not rows:
-        raise DataError(fmt("one row per image", "no rows", str(meta), "add the images' rows"))
+    rows = _csv_rows(meta, ("image_id", *META_COLUMNS))
     files = []
     for i, r in enumerate(rows, start=2):
         check_metadata(r, f"{meta} line {i}")
-        file = root / "images" / f"{r['image_id']}.jpg"
-        if not file.is_file():
-            raise DataError(fmt("an image file", f"images/{r['image_id']}.jpg missing",
-                                f"{meta} line {i} field image_id",
-                                "restore the image or drop its row"))  # fmt: skip
-        files.append(file)
-    size = int(hints["image_size"])
-    x = np.concatenate([resize_images(read_image(f)[None], size) for f in files])
+        files.append(_image_file(root, r, f"{meta} line {i}"))
+    x = read_image_files(files, int(hints["image_size"]))
     return PredictInput({"x": x, "meta": encode_metadata(rows)}, [r["image_id"] for r in rows])
 
 

@@ -405,5 +405,9 @@ def read_image_inputs(path: Path, size: int, mode: str = "RGB") -> tuple[np.ndar
                                 "point to an image or a folder holding images"))  # fmt: skip
     else:
         files = [path]
-    x = np.concatenate([resize_images(read_image(f, mode)[None], size) for f in files])
-    return x, [f.name for f in files]
+    return read_image_files(files, size, mode), [f.name for f in files]
+
+
+def read_image_files(files: list[Path], size: int, mode: str = "RGB") -> np.ndarray:
+    """(N, C, size, size) of image files, each converted to ``mode`` and resized."""
+    return np.concatenate([resize_images(read_image(f, mode)[None], size) for f in files])
