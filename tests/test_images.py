@@ -15,7 +15,7 @@ from torch import nn
 from medtorch.config import SplitConfig
 from medtorch.data.sources.medmnist_info import MEDMNIST_2D, medmnist_flag
 from medtorch.data.splits import describe_split, make_split
-from medtorch.data.tasks.ham10000 import ham10000_dx
+from medtorch.data.tasks.ham10000 import ham10000_dx, read_ham_input
 from medtorch.data.tasks.image_folder import image_folder
 from medtorch.data.tasks.images import (
     medmnist,
@@ -571,6 +571,27 @@ def test_ham_grayscale_image_is_an_error(tmp_path: Path) -> None:
         match=r"RGB dermoscopy image, got 'a grayscale image \(mode L\)' in .*ISIC_2\.jpg",
     ):
         ham10000_dx(None, path=str(folder), image_size=4)
+
+
+def test_ham_prediction_refuses_a_grayscale_image_as_training_does(tmp_path: Path) -> None:
+    """Prediction reads a dermoscopy image as training does: colour ones as (3, S, S), a
+    grey one a one-line error naming the file (never silently repeated to RGB), from a
+    folder of images and from a HAM10000-layout folder alike."""
+    from PIL import Image
+
+    ok = ["HAM_1,ISIC_1,mel,histo,50,male,back", "HAM_1,ISIC_2,mel,histo,50,male,back"]
+    folder = _ham_folder(tmp_path, ok, ["ISIC_1", "ISIC_2"])
+    hints = {"image_size": 4}
+    got = read_ham_input(folder / "images", hints, {})
+    assert got.inputs["x"].shape == (2, 3, 4, 4) and got.ids == ["ISIC_1.jpg", "ISIC_2.jpg"]
+    with_meta = read_ham_input(folder, hints, {"metadata_features": True})
+    assert np.array_equal(with_meta.inputs["x"], got.inputs["x"])
+    Image.new("L", (8, 8), 100).save(folder / "images" / "ISIC_2.jpg")
+    for path, params in ((folder / "images", {}), (folder, {"metadata_features": True})):
+        with pytest.raises(
+            DataError, match=r"RGB dermoscopy image, got .*mode L.* in .*ISIC_2\.jpg"
+        ):
+            read_ham_input(path, hints, params)
 
 
 def test_train_then_predict_an_image_folder(tmp_path: Path) -> None:

@@ -26,10 +26,9 @@ import numpy as np
 from medtorch.data.dataset import ArrayDataset
 from medtorch.data.tasks.images import (
     image_array,
+    image_files,
     is_gray,
     open_image,
-    read_image_files,
-    read_image_input,
     resize_images,
 )
 from medtorch.data.tasks.registry import (
@@ -169,8 +168,10 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     trained with ``metadata_features: true``, a folder in the HAM10000 layout (``metadata.csv`` with
     image_id, age, sex and localization; ``images/<image_id>.jpg``), every row predicted
     (a dx, when given, is not read)."""
+    size = int(hints["image_size"])
     if not (params or {}).get("metadata_features"):
-        return read_image_input(path, hints, params)
+        files = image_files(Path(path))
+        return PredictInput({"x": _dermoscopy_inputs(files, size)}, [f.name for f in files])
     root = Path(path)
     meta = root / "metadata.csv"
     if not meta.is_file():
@@ -182,8 +183,24 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     for i, r in enumerate(rows, start=2):
         check_metadata(r, f"{meta} line {i}")
         files.append(_image_file(root, r, f"{meta} line {i}"))
-    x = read_image_files(files, int(hints["image_size"]))
+    x = _dermoscopy_inputs(files, size)
     return PredictInput({"x": x, "meta": encode_metadata(rows)}, [r["image_id"] for r in rows])
+
+
+def dermoscopy_image(img_path: Path) -> np.ndarray:
+    """One dermoscopy photograph as (3, H, W) uint8; a grayscale file is a DataError, in
+    training and in prediction alike (a dermoscopy photograph is colour: a grey one is
+    another file, and repeating it to RGB would hide that)."""
+    im = open_image(img_path)
+    if is_gray(im):
+        raise DataError(fmt("an RGB dermoscopy image", f"a grayscale image (mode {im.mode})",
+                            str(img_path), "the file is not a HAM10000 image: restore it"))  # fmt: skip
+    return image_array(im)
+
+
+def _dermoscopy_inputs(files: list[Path], size: int) -> np.ndarray:
+    """(N, 3, size, size) uint8 of dermoscopy files, each checked and resized as in training."""
+    return np.concatenate([resize_images(dermoscopy_image(f)[None], size) for f in files])
 
 
 def _inputs(metadata_features: bool = False, **_: Any) -> dict[str, InputKind]:
@@ -241,11 +258,7 @@ def ham10000_dx(
     paths = [root / "images" / f"{r['image_id']}.jpg" for r in rows]
     images: np.ndarray | None = None  # (N, 3, H, W) uint8, filled as the files are decoded
     for i, img_path in enumerate(paths):
-        im = open_image(img_path)
-        if is_gray(im):  # a dermoscopy photograph is colour: a grey one is another file
-            raise DataError(fmt("an RGB dermoscopy image", f"a grayscale image (mode {im.mode})",
-                                str(img_path), "the file is not a HAM10000 image: restore it"))  # fmt: skip
-        img = image_array(im)
+        img = dermoscopy_image(img_path)
         if images is None:
             images = np.empty((len(rows), *img.shape), dtype=np.uint8)
         if img.shape != images.shape[1:]:

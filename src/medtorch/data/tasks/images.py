@@ -397,15 +397,19 @@ def read_image_inputs(path: Path, size: int, mode: str = "RGB") -> tuple[np.ndar
     Non-square images are resized to a square (the training images were square crops);
     crop them first where the aspect ratio matters.
     """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(fmt(f"image files ({', '.join(IMAGE_SUFFIXES)})", "none", str(path),
-                                "point to an image or a folder holding images"))  # fmt: skip
-    else:
-        files = [path]
+    files = image_files(Path(path))
     return read_image_files(files, size, mode), [f.name for f in files]
+
+
+def image_files(path: Path) -> list[Path]:
+    """``path`` itself, or the image files of the folder ``path`` (sorted by name)."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(fmt(f"image files ({', '.join(IMAGE_SUFFIXES)})", "none", str(path),
+                            "point to an image or a folder holding images"))  # fmt: skip
+    return files
 
 
 def read_image_files(files: list[Path], size: int, mode: str = "RGB") -> np.ndarray:
