@@ -89,3 +89,33 @@ def test_result_files_are_named_by_what_they_hold() -> None:
     results = [p.name for p in (BENCH / "results").rglob("*.json")]
     dated = [n for n in results if re.search(r"_(session|round)\d", n)]
     assert results and not dated
+
+
+# a folder of one machine: an absolute path to a home, work or scratch folder
+_MACHINE_PATH = re.compile(r"(?<![\w.$])/(?:work|home|Users|tmp|root|mnt|scratch)/")
+
+
+def test_result_files_name_no_folder_of_one_machine() -> None:
+    """Results files write data as $MEDTORCH_DATA/... and runs by their last parts
+    (``medtorch.data.paths.portable_path``), never one machine's absolute folders."""
+    results = sorted((BENCH / "results").rglob("*.json"))
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in results
+             for m in [_MACHINE_PATH.search(p.read_text())] if m]  # fmt: skip
+    assert results and not found, found
+
+
+def test_portable_path_writes_data_and_runs_without_the_machine(tmp_path: Path) -> None:
+    from medtorch.data.paths import portable_command, portable_path
+
+    data = tmp_path / "data"
+    run = tmp_path / "elsewhere" / "runs_ecg" / "g8_s0"
+    run.mkdir(parents=True)
+    (data / "mitdb").mkdir(parents=True)
+    assert portable_path(data / "mitdb" / "100", data) == "$MEDTORCH_DATA/mitdb/100"
+    assert portable_path(run, data) == ".../runs_ecg/g8_s0"
+    assert portable_path(Path.cwd() / "runs" / "x", data) == "runs/x"
+    cmd = portable_command(
+        ["medtorch", "predict", str(run), str(data / "mitdb"), "--out", "p.csv"], data
+    )
+    assert cmd == "medtorch predict .../runs_ecg/g8_s0 $MEDTORCH_DATA/mitdb --out p.csv"
+    assert str(tmp_path) not in cmd

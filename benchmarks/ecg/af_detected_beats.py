@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from medtorch.data.paths import resolve_data_dir
+from medtorch.data.paths import portable_path, resolve_data_dir
 from medtorch.data.sources.wfdb_reader import read_annotations, read_record
 from medtorch.ecg.af import af_indicator
 from medtorch.ecg.predict import AF_DEFAULTS, predict_af
@@ -91,7 +91,7 @@ def main() -> None:
         print(r, per_record[r], f"[{time.perf_counter() - t0:.0f} s]", flush=True)
     y_all = np.array(truth)
     out: dict[str, Any] = {
-        "af_run": str(a.af_run),
+        "af_run": portable_path(a.af_run, a.data_dir),
         "records": list(DS2),
         "pooled": {m: _scores(y_all, np.array(pred[m])) for m, _, _ in MODES},
         "per_record": per_record,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from medtorch.data.paths import resolve_data_dir
+from medtorch.data.paths import portable_path, resolve_data_dir
 from medtorch.ecg.evaluation import aami_rows
 from medtorch.ecg.records import DS2, mitdb_dir
 from medtorch.ecg.score import score_records
@@ -53,8 +53,9 @@ def main() -> None:
     a = ap.parse_args()
     ds2 = a.records is None
     records = [mitdb_dir(resolve_data_dir(a.data_dir)) / r for r in DS2] if ds2 else a.records
-    out: dict[str, Any] = {"records": [str(r) for r in records], "lead": a.lead,
-                           "detector": a.detector, "runs": {}, "summary": {}}  # fmt: skip
+    out: dict[str, Any] = {"records": [portable_path(r, a.data_dir) for r in records],
+                           "lead": a.lead, "detector": a.detector, "runs": {},
+                           "summary": {}}  # fmt: skip
     t0 = time.perf_counter()
     for run in a.runs:
         per_mode = {}

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from medtorch.data.paths import portable_command
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -196,7 +198,7 @@ def _bench_cli(run_dir: Path, stem: Path, repeats: int, duration_s: float) -> di
         med, times = _median_time(
             lambda: subprocess.run(cmd, check=True, capture_output=True), repeats
         )
-    return {"command": " ".join(["medtorch", *cmd[1:5], "--out", "p.csv"]),
+    return {"command": portable_command(["medtorch", *cmd[1:5], "--out", "p.csv"]),
             "median_s": round(med, 3), "times_s": times,
             "x_real_time": round(duration_s / med, 1)}  # fmt: skip
 
@@ -221,7 +223,7 @@ def main() -> None:
     records = a.records[:1] if a.quick else a.records
     report: dict[str, Any] = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", *sys.argv]),
+        "command": portable_command(["python", *sys.argv], a.data_dir),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -44,3 +44,31 @@ def data_dir_was_given(data_dir: Path | str | None) -> bool:
 def dataset_dir(data_dir: Path | str, folder: str) -> Path:
     """The folder of one dataset under ``data_dir``."""
     return Path(data_dir) / folder
+
+
+def portable_path(path: Path | str, data_dir: Path | str | None = None) -> str:
+    """``path`` as results files write it down, free of one machine's folders: under the
+    data dir as ``$MEDTORCH_DATA/...``, under the working directory relative to it, else
+    its last two parts (``.../parent/name``, e.g. a runs folder and a run).
+
+    >>> portable_path("/data/x/mitdb/100", data_dir="/data/x")
+    '$MEDTORCH_DATA/mitdb/100'
+    >>> portable_path("/elsewhere/runs_ecg/af_s0", data_dir="/data/x")
+    '.../runs_ecg/af_s0'
+    """
+    p = Path(path).expanduser().absolute()
+    for root, shown in ((Path(data_dir or resolve_data_dir()), "$MEDTORCH_DATA"),
+                        (Path.cwd(), "")):  # fmt: skip
+        try:
+            rel = p.relative_to(root.expanduser().absolute())
+        except ValueError:
+            continue
+        return f"{shown}/{rel}" if shown else str(rel)
+    return ".../" + "/".join(p.parts[-2:])
+
+
+def portable_command(args: list[str], data_dir: Path | str | None = None) -> str:
+    """A command line to write into a results file: every argument that is an existing
+    file or folder is given as :func:`portable_path` writes it."""
+    return " ".join(portable_path(a, data_dir) if a.startswith("/") and Path(a).exists()
+                    else a for a in args)  # fmt: skip
