@@ -29,6 +29,7 @@ from medtorch.data.tasks.images import (
     image_files,
     is_gray,
     open_image,
+    read_image_files,
     resize_images,
 )
 from medtorch.data.tasks.registry import (
@@ -171,7 +172,9 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     size = int(hints["image_size"])
     if not (params or {}).get("metadata_features"):
         files = image_files(Path(path))
-        return PredictInput({"x": _dermoscopy_inputs(files, size)}, [f.name for f in files])
+        return PredictInput(
+            {"x": read_image_files(files, size, dermoscopy_image)}, [f.name for f in files]
+        )
     root = Path(path)
     meta = root / "metadata.csv"
     if not meta.is_file():
@@ -183,7 +186,7 @@ def read_ham_input(path: Path, hints: Any, params: Any = None) -> PredictInput:
     for i, r in enumerate(rows, start=2):
         check_metadata(r, f"{meta} line {i}")
         files.append(_image_file(root, r, f"{meta} line {i}"))
-    x = _dermoscopy_inputs(files, size)
+    x = read_image_files(files, size, dermoscopy_image)
     return PredictInput({"x": x, "meta": encode_metadata(rows)}, [r["image_id"] for r in rows])
 
 
@@ -196,11 +199,6 @@ def dermoscopy_image(img_path: Path) -> np.ndarray:
         raise DataError(fmt("an RGB dermoscopy image", f"a grayscale image (mode {im.mode})",
                             str(img_path), "the file is not a HAM10000 image: restore it"))  # fmt: skip
     return image_array(im)
-
-
-def _dermoscopy_inputs(files: list[Path], size: int) -> np.ndarray:
-    """(N, 3, size, size) uint8 of dermoscopy files, each checked and resized as in training."""
-    return np.concatenate([resize_images(dermoscopy_image(f)[None], size) for f in files])
 
 
 def _inputs(metadata_features: bool = False, **_: Any) -> dict[str, InputKind]:

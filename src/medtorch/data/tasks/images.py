@@ -26,6 +26,7 @@ audited here. The run's leakage note says so (for every flag: patients unknown).
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -398,7 +399,7 @@ def read_image_inputs(path: Path, size: int, mode: str = "RGB") -> tuple[np.ndar
     crop them first where the aspect ratio matters.
     """
     files = image_files(Path(path))
-    return read_image_files(files, size, mode), [f.name for f in files]
+    return read_image_files(files, size, lambda f: read_image(f, mode)), [f.name for f in files]
 
 
 def image_files(path: Path) -> list[Path]:
@@ -412,6 +413,10 @@ def image_files(path: Path) -> list[Path]:
     return files
 
 
-def read_image_files(files: list[Path], size: int, mode: str = "RGB") -> np.ndarray:
-    """(N, C, size, size) of image files, each converted to ``mode`` and resized."""
-    return np.concatenate([resize_images(read_image(f, mode)[None], size) for f in files])
+def read_image_files(
+    files: list[Path], size: int, read: Callable[[Path], np.ndarray] | None = None
+) -> np.ndarray:
+    """(N, C, size, size) of image files, each read by ``read`` (a task's own reader,
+    e.g. one that refuses a grayscale dermoscopy file; default: as RGB) and resized."""
+    one = read or (lambda f: read_image(f, "RGB"))
+    return np.concatenate([resize_images(one(f)[None], size) for f in files])
