@@ -119,8 +119,8 @@ def test_codes_are_never_flipped_or_reversed() -> None:
     sig = torch.randn(4, 1, 6)
     out = augment_batch([sig, codes], ["signal", "codes"], aug)
     assert torch.equal(out[1], codes) and not torch.equal(out[0], sig)
-    assert len(tta_views([codes, sig], ["codes", "features"])) == 1
-    views = tta_views([codes, sig.clone()], ["codes", "signal"])
+    assert len(list(tta_views([codes, sig], ["codes", "features"]))) == 1
+    views = list(tta_views([codes, sig.clone()], ["codes", "signal"]))
     assert len(views) == 4 and all(torch.equal(v[0], codes) for v in views)
     assert torch.equal(views[1][1], sig.flip(-1))
 

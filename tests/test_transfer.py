@@ -165,11 +165,11 @@ def test_image_transforms_per_image_and_one_line_errors() -> None:
 
 def test_image_tta_is_the_eight_symmetries() -> None:
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    views = tta_views([x], ["image"])
+    views = list(tta_views([x], ["image"]))
     assert len(views) == 8
     flat = {tuple(v[0].flatten().tolist()) for v in views}
     assert len(flat) == 8  # all distinct
-    assert len(tta_views([torch.rand(1, 3, 4, 6)], ["image"])) == 4  # not square: flips only
+    assert len(list(tta_views([torch.rand(1, 3, 4, 6)], ["image"]))) == 4  # not square: flips only
 
 
 @pytest.mark.parametrize(

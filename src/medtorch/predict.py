@@ -37,10 +37,11 @@ def _proba(
     if kinds is None:
         kinds = list(resolve_kinds(None, {f"input{i}": a for i, a in enumerate(inputs)}).values())
     xs = [torch.as_tensor(np.asarray(a)) for a in inputs]
-    views = tta_views(xs, kinds) if tta else [xs]
+    views = tta_views(xs, kinds) if tta else iter([xs])
     rows = batch_rows(batch, xs[0]) if xs and len(xs[0]) else batch
-    total = None
+    total, n_views = None, 0
     for view in views:
+        n_views += 1
         out = []
         with torch.inference_mode():
             for i in range(0, len(view[0]), rows):
@@ -50,7 +51,7 @@ def _proba(
         p = np.concatenate(out) if out else np.zeros((0, 0))
         total = p if total is None else total + p
     assert total is not None
-    return total / len(views)
+    return total / n_views
 
 
 def _run_kinds(spec: dict[str, Any], inputs: list[np.ndarray]) -> list[str] | None:

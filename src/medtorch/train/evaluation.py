@@ -76,6 +76,6 @@ def probabilities(
         net.load_state_dict(state)
     xs = tr.tensors(ds)
     kinds = list(resolve_kinds(tr.input_kinds, ds.inputs).values())
-    views = tta_views(xs, kinds) if tta else [xs]
-    probs = [tr.objective.proba(logits(tr, net, v)) for v in views]
+    views = tta_views(xs, kinds) if tta else iter([xs])
+    probs = [tr.objective.proba(logits(tr, net, v)) for v in views]  # one view at a time
     return (probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)).cpu().numpy()

@@ -17,7 +17,7 @@ batches; an integer first input is ``codes`` whatever its rank.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -99,25 +99,34 @@ def _transforms_for(cfg: AugmentConfig) -> ImageTransforms:
     return t
 
 
-def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+def dihedral_views(x: torch.Tensor) -> Iterator[torch.Tensor]:
     """The 8 symmetries of a square image batch (N, C, H, W): 4 flips, each also transposed
-    (the 4 flips only when H != W)."""
-    flips = [x, x.flip(-1), x.flip(-2), x.flip(-1, -2)]
-    if x.shape[-1] != x.shape[-2]:
-        return flips
-    return flips + [v.transpose(-1, -2) for v in flips]
+    (the 4 flips only when H != W), made one at a time."""
+    square = x.shape[-1] == x.shape[-2]
+    for dims in ((), (-1,), (-2,), (-1, -2)):
+        yield x.flip(dims) if dims else x
+    if square:
+        for dims in ((), (-1,), (-2,), (-1, -2)):
+            yield (x.flip(dims) if dims else x).transpose(-1, -2)
 
 
-def tta_views(xs: list[torch.Tensor], kinds: list[str]) -> list[list[torch.Tensor]]:
+def _signal_views(x: torch.Tensor) -> Iterator[torch.Tensor]:
+    """A signal batch as is, time-reversed, sign-flipped and both, made one at a time."""
+    yield x
+    yield x.flip(-1)
+    yield -x
+    yield -x.flip(-1)
+
+
+def tta_views(xs: list[torch.Tensor], kinds: list[str]) -> Iterator[list[torch.Tensor]]:
     """Test-time views of the first signal or image input (the others unchanged): a signal
     as is, time-reversed, sign-flipped and both; an image under the 8 symmetries of the
-    square (:func:`dihedral_views`); just the inputs when there is neither."""
+    square (:func:`dihedral_views`); just the inputs when there is neither. The views are
+    made one at a time, so averaging them holds one copy of the inputs, not eight."""
     main = [i for i, k in enumerate(kinds) if k in ("signal", "image")]
     if not main:
-        return [xs]
+        yield xs
+        return
     i, x = main[0], xs[main[0]]
-    if kinds[i] == "image":
-        views = dihedral_views(x)
-    else:
-        views = [x, x.flip(-1), -x, -x.flip(-1)]
-    return [[*xs[:i], v, *xs[i + 1 :]] for v in views]
+    for v in dihedral_views(x) if kinds[i] == "image" else _signal_views(x):
+        yield [*xs[:i], v, *xs[i + 1 :]]
