@@ -19,7 +19,8 @@ import torch
 from medtorch.cli import main
 from medtorch.data import registry
 from medtorch.data.datasets import cinc2017 as ds_mod
-from medtorch.data.tasks.cinc2017 import read_labels, read_strip, write_example, write_record
+from medtorch.data.sources.wfdb_strip import read_strip
+from medtorch.data.tasks.cinc2017 import read_labels, write_example, write_record
 from medtorch.data.tasks.registry import build_task
 from medtorch.errors import DataError
 from medtorch.metrics.cinc2017 import challenge_report

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medtorch.data.sources.wfdb_strip import read_strip
 from medtorch.ecg.af import af_rr_features
 
 FEATURES_VERSION = 1
@@ -86,8 +87,6 @@ def strip_rr_features(x: np.ndarray, fs_hz: float) -> np.ndarray:
 
 
 def _features_of(header: str) -> np.ndarray:
-    from medtorch.data.tasks.cinc2017 import read_strip
-
     x, fs = read_strip(Path(header))
     return strip_rr_features(x, fs)
 
