@@ -40,6 +40,7 @@ ICD helpers
 """
 
 from medtorch.ehr.cache import default_cache_dir
+from medtorch.ehr.cohort import assign_visits
 from medtorch.ehr.icd import diagnosis_category_expr, icd_category, normalize_icd
 from medtorch.ehr.load import SOURCES, convert_to_meds, load_events, load_samples
 from medtorch.ehr.meds import (
@@ -52,7 +53,7 @@ from medtorch.ehr.meds import (
 )
 from medtorch.ehr.mimic import MIMIC3_TABLES, MIMIC4_TABLES, mimic_codes, read_mimic3, read_mimic4
 from medtorch.ehr.names import code_descriptions
-from medtorch.ehr.samples import Samples, assign_visits, build_samples
+from medtorch.ehr.samples import Samples, build_samples
 from medtorch.ehr.schema import EHR_CACHE_VERSION, EVENT_SCHEMA, LABEL_SCHEMA
 from medtorch.ehr.tasks import TASKS, TaskSpec, build_labels, get_task
 from medtorch.ehr.vocab import CodeVocab, EhrArrays

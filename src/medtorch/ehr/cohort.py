@@ -206,6 +206,53 @@ def admissions(
     return adm, counts, subj["subject_id"].sort()
 
 
+def assign_visits(
+    frame: pl.DataFrame | pl.LazyFrame, adm: pl.DataFrame
+) -> pl.DataFrame | pl.LazyFrame:
+    """``frame`` (``subject_id``, ``time``, ``hadm_id``) with the ``visit_id`` of the
+    admission each row belongs to: its ``hadm_id`` where that is a known admission, else
+    the admission whose [admit, discharge] holds its time; null when none does."""
+    lazy = isinstance(frame, pl.LazyFrame)
+    lf = frame.lazy()
+    if "hadm_id" not in lf.collect_schema().names():
+        lf = lf.with_columns(pl.lit(None, pl.Int64).alias("hadm_id"))
+    keys = (
+        adm.filter(pl.col("hadm_id").is_not_null())
+        .select("hadm_id", pl.col("visit_id").alias("_vid"))
+        .lazy()
+    )
+    lf = lf.join(keys, on="hadm_id", how="left")
+    spans = (
+        adm.select(
+            "subject_id",
+            "admit",
+            pl.coalesce("discharge", "admit").alias("_end"),
+            pl.col("visit_id").alias("_vt"),
+        )
+        .sort("admit")
+        .lazy()
+    )
+    timed = (
+        lf.filter(pl.col("_vid").is_null() & pl.col("time").is_not_null())
+        .sort("time")
+        .join_asof(
+            spans,
+            left_on="time",
+            right_on="admit",
+            by="subject_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
+    )
+    timed = timed.with_columns(
+        pl.when(pl.col("time") <= pl.col("_end")).then(pl.col("_vt")).alias("_vid")
+    ).drop("admit", "_end", "_vt")
+    out = pl.concat([lf.filter(pl.col("_vid").is_not_null()), timed], how="vertical").rename(
+        {"_vid": "visit_id"}
+    )
+    return out if lazy else out.collect()
+
+
 def subjects(events: pl.DataFrame | pl.LazyFrame) -> pl.Series:
     """Every subject id in the event table."""
     return events.lazy().select(pl.col("subject_id").unique().sort()).collect()["subject_id"]

@@ -39,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from medtorch.ehr.cohort import Flow, start_flow
+from medtorch.ehr.cohort import Flow, assign_visits, start_flow
 from medtorch.ehr.icd import diagnosis_category_expr
 from medtorch.errors import ConfigError, DataError
 
@@ -199,8 +199,6 @@ def _next_visit_diagnosis(
         .filter(pl.col("category").is_not_null())
         .collect()
     )
-    from medtorch.ehr.samples import assign_visits
-
     dxv = assign_visits(dx, adm)
     assert isinstance(dxv, pl.DataFrame)
     cats = dxv.group_by("visit_id").agg(pl.col("category").unique().sort().alias("label_codes"))
