@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from medtorch.config import load_config
-from medtorch.pipeline import build_model, objective, prepare, shape_hints
+from medtorch.models.shapes import build_model, shape_hints
+from medtorch.pipeline import objective, prepare
 from medtorch.train import Trainer
 
 RECIPES = ("mimic3_mortality_logreg", "mimic3_mortality_gru", "mimic3_mortality_transformer")

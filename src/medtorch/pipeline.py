@@ -29,8 +29,8 @@ from medtorch.data.preprocess import Normalizer, NormalizerEncoder
 from medtorch.data.splits import describe_split, make_split, write_split
 from medtorch.data.tasks.registry import Encoder, EncoderType, Task, build_task, get_task
 from medtorch.errors import ConfigError, MedtorchError
-from medtorch.models import create_model
-from medtorch.models.registry import AfterFit, Explains, get_entry, model_params
+from medtorch.models.registry import AfterFit, Explains, get_entry
+from medtorch.models.shapes import build_model, shape_hints
 from medtorch.run_folder import read_json, read_normalizer, run_source, saved_test_ids
 
 log = logging.getLogger("medtorch")
@@ -158,49 +158,6 @@ def prepare(cfg: RunConfig, data_dir: Path | None) -> Prepared:
         parts[name] = part
     return Prepared(ds, parts, info, encoder, task, dict(task.kinds(cfg.task.params)),
                     {k: np.asarray(v) for k, v in split.items()})  # fmt: skip
-
-
-def shape_hints(
-    ds: ArrayDataset, kinds: dict[str, str] | None = None, encoder: Encoder | None = None
-) -> dict[str, int]:
-    """Shapes a model factory may need, from the kinds of the task's inputs.
-
-    ``x``: n_inputs (features, channels, or the vocabulary size of codes), n_times
-    (signals), image_size (the shorter side of images), n_visits / n_codes or n_events
-    (codes); every further input of kind features: ``n_<name>`` (its width). The encoder
-    adds what it fitted (e.g. the vocabulary size).
-    """
-    kinds = dict(kinds or {})
-    x = ds.inputs["x"]
-    kind = kinds.get("x") or {2: "features", 3: "signal", 4: "image"}.get(x.ndim, "features")
-    hints = {"n_inputs": int(x.shape[1])}
-    if kind == "signal":
-        hints["n_times"] = int(x.shape[2])
-    elif kind == "image":
-        hints["image_size"] = int(min(x.shape[2], x.shape[3]))
-    elif kind == "codes":
-        hints.update({"n_visits": int(x.shape[1]), "n_codes": int(x.shape[2])}
-                     if x.ndim == 3 else {"n_events": int(x.shape[1])})  # fmt: skip
-    for name, arr in list(ds.inputs.items())[1:]:
-        if kinds.get(name, "features") == "features" and arr.ndim == 2:
-            hints[f"n_{name}"] = int(arr.shape[1])
-    if encoder is not None:
-        hints.update(encoder.hints())
-    return hints
-
-
-def build_model(name: str, params: dict[str, Any], hints: dict[str, int], n_classes: int):
-    """Create a registered model, passing only the shape hints its factory accepts."""
-    accepted = model_params(name)
-    kwargs: dict[str, Any] = {k: v for k, v in hints.items() if k == "n_inputs" or k in accepted}
-    for k in params:
-        if k in ("n_inputs", "n_classes"):
-            raise ConfigError(
-                f"expected shapes to be derived from the data, got {k!r} in model.params; "
-                "remove it (medtorch sets it from the dataset)"
-            )
-    kwargs.update(params)
-    return create_model(name, n_classes=n_classes, **kwargs)
 
 
 def _predictions_csv(path: Path, ds: ArrayDataset, proba: np.ndarray) -> None:

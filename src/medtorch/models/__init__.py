@@ -80,7 +80,7 @@ def create(
 
     if dataset is not None:
         from medtorch.data.tasks.registry import get_task
-        from medtorch.pipeline import build_model, shape_hints
+        from medtorch.models.shapes import build_model, shape_hints
 
         kinds: dict[str, str] | None = None
         if isinstance(dataset.meta.get("task"), str):
