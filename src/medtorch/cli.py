@@ -363,7 +363,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         if out.exists() and taken.exists() and out.resolve() == taken.resolve():
             raise ConfigError(f"expected an output folder that is not the run or the input, got "
                               f"{str(out)!r} in --out; write the maps elsewhere, e.g. explained/")  # fmt: skip
-    from medtorch.explain import explain_inputs
+    from medtorch.predict import explain_inputs
 
     print(explain_inputs(run, Path(args.input), out, args.limit))
     return 0

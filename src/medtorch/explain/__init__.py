@@ -7,7 +7,6 @@ The methods use captum (``pip install medtorch[vision]``), imported when a map i
 """
 
 from medtorch.explain.core import (
-    explain_inputs,
     randomisation_test,
     randomised_copy,
     rank_correlation,
@@ -19,7 +18,6 @@ from medtorch.explain.registry import Explainer, Panel, get_explainer, register_
 __all__ = [
     "Explainer",
     "Panel",
-    "explain_inputs",
     "get_explainer",
     "randomisation_test",
     "randomised_copy",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medtorch.errors import ConfigError, MedtorchError, fmt
+from medtorch.errors import MedtorchError
 from medtorch.explain.registry import Explainer, Panel, get_explainer
 
 log = logging.getLogger("medtorch")
@@ -226,65 +225,3 @@ def _attributions(
             entry["figure"] = figure
         classes.append(entry)
     return {**base, "randomisation": check, "classes": classes}
-
-
-def _file_name(sample_id: str, used: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(sample_id)).stem) or "input"
-    name, k = f"{stem}.png", 1
-    while name in used:
-        k += 1
-        name = f"{stem}-{k}.png"
-    used.add(name)
-    return name
-
-
-def explain_inputs(run_dir: Path, input_path: Path, out_dir: Path, limit: int = 64) -> str:
-    """``medtorch explain``: read ``input_path`` as ``medtorch predict`` does (the run's
-    task's reader and encoder), predict, and write one PNG per input (its map for the
-    predicted class) and ``explanations.json`` (predicted class and probabilities per
-    input) into ``out_dir``; return a summary line. At most ``limit`` inputs are explained
-    (the first ones; the summary says how many were read)."""
-    from medtorch.data.tasks.registry import get_task
-    from medtorch.pipeline import restore_model
-    from medtorch.predict import _proba, read_new_inputs
-
-    if limit < 1:
-        raise ConfigError(fmt("a positive number of inputs", limit, "--limit", "e.g. --limit 64"))
-    cfg, spec, model = restore_model(Path(run_dir))
-    task = get_task(cfg.task.name)
-    kinds = spec.get("input_kinds") or task.kinds(cfg.task.params)
-    kind = kinds["x"]
-    explainer = get_explainer(kind)
-    if explainer is None:
-        raise ConfigError(fmt("a run whose main input has an attribution method", kind,
-                              f"the input kinds of {run_dir}",
-                              "attribution maps are drawn for the kinds medtorch.explain declares"))  # fmt: skip
-    if task.reader is None:
-        raise ConfigError(fmt("a task that reads new input files", cfg.task.name, str(run_dir),
-                              "its report (report.html) shows the maps of test samples"))  # fmt: skip
-    read, inputs = read_new_inputs(Path(run_dir), cfg, spec, task, Path(input_path))
-    n_read = len(read.ids)
-    rows = list(range(min(limit, n_read)))
-    x_model = [np.asarray(a)[rows] for a in inputs]
-    proba = _proba(model, x_model, multilabel=task.families(cfg.task.params)[0] == "multilabel")
-    target = proba.argmax(1)
-    maps = attribute(explainer, model, x_model, target)
-    classes = list(spec["class_names"])
-    shown = np.asarray(read.inputs["x"])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    entries = []
-    for i in rows:
-        png = _file_name(read.ids[i], used)
-        pred = classes[int(target[i])]
-        title = f"{read.ids[i]}\npredicted {pred} ({proba[i, target[i]]:.2f})"
-        explainer.draw([Panel(shown[i], maps[i], title)], out_dir / png)
-        entries.append({"id": str(read.ids[i]), "predicted": pred,
-                        "probabilities": {c: round(float(p), 6) for c, p in zip(classes, proba[i])},
-                        "figure": png})  # fmt: skip
-    doc = {"run": str(run_dir), "method": explainer.method, "note": explainer.note,
-           "inputs": entries}  # fmt: skip
-    (out_dir / "explanations.json").write_text(json.dumps(doc, indent=1) + "\n")
-    more = f" (the first {len(rows)} of {n_read} read; --limit)" if n_read > len(rows) else ""
-    return f"wrote {len(rows)} attribution maps and explanations.json to {out_dir}{more}"
