@@ -253,7 +253,7 @@ def test_a_signal_run_has_maps_in_its_report_and_from_explain(
         assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert entry["predicted"] == max(entry["probabilities"], key=entry["probabilities"].get)
     # a task without a reader, or a kind without a method: one line each
-    monkeypatch.setattr("medtorch.explain.core.get_explainer", lambda kind: None)
+    monkeypatch.setattr("medtorch.explain.registry.get_explainer", lambda kind: None)
     assert main(["explain", str(signal_run), str(csv_path), "--out", str(out)]) == 2
     assert "attribution method" in capsys.readouterr().err
     monkeypatch.undo()
